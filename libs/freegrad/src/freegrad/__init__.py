@@ -1,0 +1,40 @@
+"""FreeGrad: keep a layer's forward pass, choose its backward.
+
+>>> import torch, freegrad as fg
+>>> act = fg.Activation("Logistic")
+>>> x = torch.randn(8, requires_grad=True)
+>>> with fg.use("rectangular", params={"a": -0.5, "b": 0.5}, scope="activations"):
+...     act(x).sum().backward()
+
+The rule in force when a forward runs is the one its backward applies.
+"""
+
+from . import transforms  # noqa: F401  (registers the built-in rules)
+from .context import RuleContext, normal_like, uniform_like, use
+from .forwards import FORWARDS
+from .functional import activation
+from .hook import attach_param_hooks
+from .registry import Composite, Rule, RuleError, compose, get, names, register
+from .wrappers import Activation
+
+__version__ = "2.0.0"
+
+__all__ = [
+    "Activation",
+    "Composite",
+    "FORWARDS",
+    "Rule",
+    "RuleContext",
+    "RuleError",
+    "activation",
+    "attach_param_hooks",
+    "compose",
+    "get",
+    "names",
+    "normal_like",
+    "register",
+    "transforms",
+    "uniform_like",
+    "use",
+    "__version__",
+]

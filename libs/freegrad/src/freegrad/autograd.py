@@ -1,0 +1,77 @@
+"""The two autograd nodes: an activation with a rule, and a parameter's gradient with a rule.
+
+Both are new-style ``torch.autograd.Function`` (``forward`` + ``setup_context``)
+so they work under ``torch.func`` (grad, vmap, jvp) and ``torch.compile``. The
+binding - rule, params, random source - is an input of the node, taken when the
+forward runs; backward never looks at the context in force at backward time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from .context import Binding, RuleContext
+
+
+def run_rule(binding: Binding, scope: str, forward: str | None, grad: torch.Tensor, residual) -> torch.Tensor:
+    """Apply the bound rule to ``grad`` and check that it returned a usable gradient."""
+    ctx = RuleContext(binding.bound.name, scope, forward, binding.generator_for(grad.device))
+    out = binding.bound.backward(ctx, grad, residual)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"rule {binding.bound.name!r} returned {type(out).__name__}, not a tensor")
+    if out.shape != grad.shape or out.dtype != grad.dtype or out.device != grad.device:
+        raise RuntimeError(
+            f"rule {binding.bound.name!r} returned a gradient of shape {tuple(out.shape)}, "
+            f"{out.dtype} on {out.device}; expected shape {tuple(grad.shape)}, "
+            f"{grad.dtype} on {grad.device}"
+        )
+    return out
+
+
+class ActivationFunction(torch.autograd.Function):
+    """y = fn(x) forward; grad_x = rule(ctx, grad_y, residual(x)) backward."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor, fn: Callable, forward: str, binding: Binding) -> torch.Tensor:
+        return fn(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, _, forward, binding = inputs
+        residual = binding.bound.residual(x)
+        ctx.save_for_backward(*residual)
+        ctx.save_for_forward(*residual)
+        ctx.binding = binding
+        ctx.forward = forward
+
+    @staticmethod
+    def backward(ctx, grad):
+        return run_rule(ctx.binding, "activations", ctx.forward, grad, ctx.saved_tensors), None, None, None
+
+    @staticmethod
+    def jvp(ctx, x_tangent, *_):
+        # The rule's Jacobian is diagonal for elementwise rules, so J v = rule(v).
+        return run_rule(ctx.binding, "activations", ctx.forward, x_tangent, ctx.saved_tensors)
+
+
+class ParamGradFunction(torch.autograd.Function):
+    """Identity forward on a parameter; its gradient goes through the rule (input=None)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(param: torch.Tensor, binding: Binding) -> torch.Tensor:
+        return param
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.binding = inputs[1]
+
+    @staticmethod
+    def backward(ctx, grad):
+        residual = (None,) * ctx.binding.bound.n_residuals
+        return run_rule(ctx.binding, "params", None, grad, residual), None

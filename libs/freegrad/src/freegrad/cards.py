@@ -1,0 +1,61 @@
+"""The formula card: every registered rule's name, formula, parameters and source.
+
+``python -m freegrad.cards docs/rules.md`` regenerates ``docs/rules.md`` from the
+registry, so the card cannot drift from the code (a test compares them).
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+
+from . import registry
+
+HEADER = """# FreeGrad rule card
+
+Generated from the rule registry by `python -m freegrad.cards docs/rules.md`; do not edit.
+Notation: g is the incoming gradient (grad_out), x the activation's forward input,
+σ the logistic function, 1[·] an indicator. "Saves" is what the rule keeps from the
+forward pass for its backward: nothing, a one-byte mask, or the input.
+
+| rule | formula | parameters (defaults) | saves | source |
+|---|---|---|---|---|
+"""
+
+
+def _params(rule: registry.Rule) -> str:
+    shown = [
+        f"`{k}={v!r}`" if v is not inspect.Parameter.empty else f"`{k}` (required)"
+        for k, v in rule.defaults.items()
+    ]
+    return ", ".join(shown) or "-"
+
+
+def _saves(rule: registry.Rule) -> str:
+    if callable(rule.saves):
+        return "mask (test='input'), nothing (test='grad')"
+    return rule.saves
+
+
+def render() -> str:
+    rows = []
+    for name in registry.names():
+        rule = registry.get(name)
+        cells = [f"`{name}`", rule.formula, _params(rule), _saves(rule), rule.source]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return HEADER + "\n".join(rows) + "\n"
+
+
+def main(argv: list[str]) -> None:
+    text = render()
+    if argv:
+        Path(argv[0]).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    import freegrad  # noqa: F401  (registers the built-in rules)
+
+    main(sys.argv[1:])

@@ -1,0 +1,68 @@
+"""Shape-replacing and gradient-shaping rules.
+
+``rectangular`` and ``triangular`` replace the activation's derivative by a
+window around zero (Troiano et al. 2025, Sec. 4, LeNet-5 experiments); the
+others act on the incoming gradient alone and so also work on parameter
+gradients (scope="params").
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..context import normal_like
+from ..registry import register
+from ._checks import non_negative, one_of, ordered, positive
+
+PAPER = "Troiano et al. 2025 (arXiv 2509.07236)"
+PUBLISHED = "freegrad 1.0.1 (the paper's companion library)"
+
+
+@register(
+    "rectangular", saves="mask", mask=lambda x, a, b: (x >= a) & (x <= b),
+    check=ordered("a", "b"),
+    formula="g · 1[a ≤ x ≤ b]", source=f"{PAPER}, rectangular derivative",
+)
+def rectangular(ctx, grad_out, mask, a=-0.5, b=0.5):
+    return grad_out * mask
+
+
+@register(
+    "triangular", check=positive("width"),
+    formula="g · max(0, 1 − |x| / width)", source=f"{PAPER}, triangular derivative",
+)
+def triangular(ctx, grad_out, input, width=1.0):
+    return grad_out * (1 - input.abs() / width).clamp_min(0)
+
+
+@register("scale", saves="nothing", formula="s · g", source=PUBLISHED)
+def scale(ctx, grad_out, input, s=1.0):
+    return grad_out * s
+
+
+@register(
+    "clip_norm", saves="nothing", check=positive("max_norm", "eps"),
+    formula="g · min(1, max_norm / max(‖g‖₂, eps)), ‖g‖₂ over the whole tensor",
+    source=f"{PUBLISHED}; Pascanu et al. 2013 (gradient norm clipping)",
+)
+def clip_norm(ctx, grad_out, input, max_norm=1.0, eps=1e-12):
+    norm = torch.linalg.vector_norm(grad_out).clamp_min(eps)
+    return grad_out * (max_norm / norm).clamp(max=1.0)
+
+
+@register(
+    "noise", saves="nothing", check=non_negative("sigma"),
+    formula="g + sigma · ε, ε ~ N(0, 1) elementwise",
+    source=f"{PAPER}, noisy derivative (noise on the constant rule); {PUBLISHED}",
+)
+def noise(ctx, grad_out, input, sigma=0.1):
+    return grad_out + sigma * normal_like(ctx, grad_out)
+
+
+@register(
+    "centralize", saves="nothing", check=one_of(keepdim=(True,)),
+    formula="g − mean(g, dim)", source=f"{PUBLISHED}; Yong et al. 2020 (gradient centralization)",
+)
+def centralize(ctx, grad_out, input, dim=-1, keepdim=True):
+    """g − mean(g, dim). keepdim exists for the published API; only True keeps the shape."""
+    return grad_out - grad_out.mean(dim=dim, keepdim=keepdim)

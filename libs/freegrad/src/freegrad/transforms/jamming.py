@@ -1,0 +1,62 @@
+"""Gradient jamming: the incoming gradient's magnitude is scrambled by U[0, 1) noise.
+
+The published implementation (freegrad 1.0.1) multiplies the incoming gradient
+by u ~ U[0, 1) and, for positive and rectangular jamming, tests the forward
+input x. The paper's wording also admits two other readings, offered as options:
+
+* ``test="grad"``: the window is tested on the incoming gradient g instead of x;
+* ``mode="sign"``: the magnitude is replaced, keeping the sign: sign(g) · u.
+
+Defaults (``test="input"``, ``mode="scale"``) are the published behaviour.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..context import uniform_like
+from ..registry import register
+from ._checks import all_of, one_of, ordered
+
+SOURCE = "Troiano et al. 2025, gradient jamming; freegrad 1.0.1 (published behaviour)"
+_MODES = one_of(mode=("scale", "sign"))
+_TESTS = one_of(test=("input", "grad"))
+
+
+def _jam(ctx, grad_out, mode):
+    u = uniform_like(ctx, grad_out)
+    return grad_out * u if mode == "scale" else torch.sign(grad_out) * u
+
+
+def _saves(params):
+    return "mask" if params["test"] == "input" else "nothing"
+
+
+@register(
+    "full_jam", saves="nothing", check=_MODES,
+    formula="g · u (mode='sign': sign(g) · u), u ~ U[0, 1) elementwise", source=SOURCE,
+)
+def full_jam(ctx, grad_out, input, mode="scale"):
+    return _jam(ctx, grad_out, mode)
+
+
+@register(
+    "positive_jam", saves=_saves, mask=lambda x, test, mode: x >= 0, check=all_of(_MODES, _TESTS),
+    formula="g · u · 1[x ≥ 0] (test='grad': 1[g ≥ 0]; mode='sign': sign(g) · u)", source=SOURCE,
+)
+def positive_jam(ctx, grad_out, mask, test="input", mode="scale"):
+    if test == "grad":
+        mask = grad_out >= 0
+    return _jam(ctx, grad_out, mode) * mask
+
+
+@register(
+    "rectangular_jam", saves=_saves, mask=lambda x, a, b, test, mode: (x >= a) & (x <= b),
+    check=all_of(_MODES, _TESTS, ordered("a", "b")),
+    formula="g · u · 1[a ≤ x ≤ b] (test='grad': 1[a ≤ g ≤ b]; mode='sign': sign(g) · u)",
+    source=SOURCE,
+)
+def rectangular_jam(ctx, grad_out, mask, a=-5.0, b=5.0, test="input", mode="scale"):
+    if test == "grad":
+        mask = (grad_out >= a) & (grad_out <= b)
+    return _jam(ctx, grad_out, mode) * mask

@@ -1,0 +1,61 @@
+"""Surrogate derivatives of spiking-network work, for step-like forwards.
+
+Each replaces dH/dx of a Heaviside spike by a smooth or windowed bump centred
+on the threshold (x = 0); the scale parameter sets its width/height.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..registry import register
+from ._checks import positive
+
+
+@register(
+    "arctan", check=positive("alpha"),
+    formula="g · (alpha / 2) / (1 + (π/2 · alpha · x)²)",
+    source="Fang et al. 2021 (SpikingJelly ATan surrogate); snnTorch ATan",
+)
+def arctan(ctx, grad_out, input, alpha=2.0):
+    return grad_out * (alpha / 2) / (1 + (math.pi / 2 * alpha * input) ** 2)
+
+
+@register(
+    "fast_sigmoid", check=positive("slope"),
+    formula="g / (1 + slope · |x|)²",
+    source="Zenke & Ganguli 2018 (SuperSpike); snnTorch fast_sigmoid",
+)
+def fast_sigmoid(ctx, grad_out, input, slope=25.0):
+    return grad_out / (1 + slope * input.abs()) ** 2
+
+
+@register(
+    "sigmoid", check=positive("slope"),
+    formula="g · slope · σ(slope · x) · (1 − σ(slope · x))",
+    source="Zenke & Vogels 2021; snnTorch sigmoid surrogate",
+)
+def sigmoid(ctx, grad_out, input, slope=25.0):
+    s = torch.sigmoid(slope * input)
+    return grad_out * slope * s * (1 - s)
+
+
+@register(
+    "gaussian", check=positive("sigma"),
+    formula="g · exp(−x² / (2 sigma²)) / (sigma · √(2π))",
+    source="Wu et al. 2018 (STBP, Gaussian approximation of the spike derivative)",
+)
+def gaussian(ctx, grad_out, input, sigma=0.5):
+    return grad_out * torch.exp(-0.5 * (input / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+
+
+@register(
+    "straight_through", saves="mask", mask=lambda x, threshold: x.abs() <= threshold,
+    check=positive("threshold"),
+    formula="g · 1[|x| ≤ threshold]",
+    source="Bengio et al. 2013; Hubara et al. 2016 (straight-through estimator, saturated)",
+)
+def straight_through(ctx, grad_out, mask, threshold=1.0):
+    return grad_out * mask
