@@ -1,0 +1,55 @@
+# FreeGrad reproduction workbench. `make help` lists the targets.
+SHELL   := /bin/bash
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+DVC     := $(VENV)/bin/dvc
+STAMP   := $(VENV)/.installed
+TORCH   := torch==2.14.1 torchvision==0.29.1
+# Stage commands call `python`; make sure it is the project's interpreter.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help install test lint repro pdf ui suc mlp lenet cnn bnn
+
+help: ## list the targets
+	@echo "FreeGrad reproduction workbench"
+	@grep -E '^[a-z][a-z -]*:.*## ' $(MAKEFILE_LIST) | \
+		awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+# Re-runs only when a pyproject changes (or the venv is missing).
+$(STAMP): pyproject.toml libs/freegrad/pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e libs/freegrad -e '.[dev]'
+	@touch $@
+
+install: $(STAMP) ## create .venv; install torch 2.14.1, libs/freegrad and the monorepo (no-op when done)
+
+test: install ## set up, then run all tests (library and pipeline)
+	$(PY) -m pytest tests
+
+lint: install ## ruff over the monorepo code
+	$(VENV)/bin/ruff check experiments tests/pipeline
+
+repro: install ## set up, then run the whole DVC pipeline (`dvc repro`)
+	$(DVC) repro
+
+suc: install ## experiment 1: single-unit classifier on "Ones"
+	$(DVC) repro train@suc
+
+mlp lenet cnn bnn: install ## experiments 2-5 (MLP/DIGITS, LeNet-5/MNIST, jamming CNN, binary units)
+	@$(PY) -m experiments.params --check $@
+	$(DVC) repro train@$@
+
+pdf: install ## build the paper (stage `paper`)
+	@if $(DVC) stage list --name-only 2>/dev/null | grep -qx paper; then \
+		$(DVC) repro paper; \
+	else \
+		echo "error: paper stage not built yet (no 'paper' stage in dvc.yaml)" >&2; exit 1; \
+	fi
+
+ui: install ## MLflow UI on the project's store (MLFLOW_TRACKING_URI overrides)
+	$(VENV)/bin/mlflow ui --backend-store-uri "$$($(PY) -m experiments.tracking --uri)" \
+		--default-artifact-root "$$($(PY) -m experiments.tracking --artifacts)"

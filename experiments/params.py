@@ -1,0 +1,201 @@
+"""Loading and validating ``params.yaml``.
+
+Every key is checked before any training starts: an unknown key, experiment,
+profile or dataset is an error that names the key, the value and what is
+accepted.  ``resolve`` returns one experiment's settings with the active
+profile's overrides applied.
+
+Experiment modules may accept extra keys by defining ``EXTRA_KEYS`` (a dict of
+key -> type) and extra config keys by ``EXTRA_CONFIG_KEYS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+import yaml
+
+from experiments import paths
+
+PROFILES = ("full", "quick", "smoke")
+DATASETS = ("ones", "digits", "mnist", "fashion_mnist")
+OPTIMIZERS = ("sgd", "adam")
+TOP_KEYS = {"profile": str, "data": dict, "experiments": dict}
+DATA_KEYS = {"mirror": (str, type(None)), "ones": dict}
+ONES_KEYS = {"d": int, "n": int, "tau": float, "test_fraction": float, "seed": int}
+EXPERIMENT_KEYS = {
+    "title": str,
+    "dataset": str,
+    "optimizer": str,
+    "lr": float,
+    "momentum": float,
+    "weight_decay": float,
+    "batch_size": int,
+    "epochs": int,
+    "seeds": list,
+    "target_accuracy": float,
+    "model": dict,
+    "configs": dict,
+    "profiles": dict,
+}
+REQUIRED_EXPERIMENT_KEYS = ("dataset", "lr", "batch_size", "epochs", "seeds", "configs")
+CONFIG_KEYS = {
+    "forward": str,
+    "forward_params": dict,
+    "backward": (str, type(None)),
+    "rule_params": dict,
+    "scope": str,
+    "provenance": str,
+}
+REQUIRED_CONFIG_KEYS = ("forward", "backward", "provenance")
+
+
+class ParamsError(ValueError):
+    """params.yaml holds a key or value the workbench does not accept."""
+
+
+def _accepts(kind, value) -> bool:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+        return True
+    return isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+
+
+def _type_name(kind) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+
+
+def _check_keys(where: str, mapping, schema: dict, required=()) -> None:
+    if not isinstance(mapping, dict):
+        raise ParamsError(f"{where}: expected a mapping, got {mapping!r}")
+    for key, value in mapping.items():
+        if key not in schema:
+            raise ParamsError(
+                f"{where}.{key}: unknown key (value {value!r}); accepted keys: "
+                + ", ".join(sorted(schema))
+            )
+        if not _accepts(schema[key], value):
+            raise ParamsError(
+                f"{where}.{key}: expected {_type_name(schema[key])}, got {value!r}"
+            )
+    for key in required:
+        if key not in mapping:
+            raise ParamsError(f"{where}.{key}: required key is missing")
+
+
+def _choice(where: str, value, accepted) -> None:
+    if value not in accepted:
+        raise ParamsError(f"{where}: unknown value {value!r}; accepted: {', '.join(accepted)}")
+
+
+def experiment_module(name: str):
+    """The module ``experiments.<name>`` that defines the experiment's model."""
+    if importlib.util.find_spec(f"experiments.{name}") is None:
+        raise ParamsError(
+            f"experiments.{name}: no module experiments/{name}.py defines this experiment"
+        )
+    return importlib.import_module(f"experiments.{name}")
+
+
+def _validate_experiment(name: str, spec: dict, module=None) -> None:
+    where = f"experiments.{name}"
+    schema = dict(EXPERIMENT_KEYS)
+    config_schema = dict(CONFIG_KEYS)
+    if module is not None:
+        schema.update(getattr(module, "EXTRA_KEYS", {}))
+        config_schema.update(getattr(module, "EXTRA_CONFIG_KEYS", {}))
+    _check_keys(where, spec, schema, REQUIRED_EXPERIMENT_KEYS)
+    _choice(f"{where}.dataset", spec["dataset"], DATASETS)
+    _choice(f"{where}.optimizer", spec.get("optimizer", "sgd"), OPTIMIZERS)
+    for key in ("lr", "batch_size", "epochs"):
+        if spec[key] <= 0:
+            raise ParamsError(f"{where}.{key}: must be positive, got {spec[key]!r}")
+    seeds = spec["seeds"]
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ParamsError(f"{where}.seeds: expected a non-empty list of integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ParamsError(f"{where}.seeds: repeated seed in {seeds!r}")
+    if not spec["configs"]:
+        raise ParamsError(f"{where}.configs: at least one configuration is needed")
+    for cname, cfg in spec["configs"].items():
+        _check_keys(f"{where}.configs.{cname}", cfg, config_schema, REQUIRED_CONFIG_KEYS)
+    for pname, overrides in spec.get("profiles", {}).items():
+        _choice(f"{where}.profiles.{pname}", pname, PROFILES)
+        override_schema = {k: v for k, v in schema.items() if k != "profiles"}
+        _check_keys(f"{where}.profiles.{pname}", overrides, override_schema)
+
+
+def validate(params: dict, import_modules: bool = True) -> dict:
+    """Check the whole of params.yaml; return it unchanged."""
+    _check_keys("params", params, TOP_KEYS, ("profile", "data", "experiments"))
+    _choice("profile", params["profile"], PROFILES)
+    _check_keys("data", params["data"], DATA_KEYS, ("ones",))
+    _check_keys("data.ones", params["data"]["ones"], ONES_KEYS, tuple(ONES_KEYS))
+    for name, spec in params["experiments"].items():
+        module = experiment_module(name) if import_modules else None
+        _validate_experiment(name, spec, module)
+    return params
+
+
+def load(path: Path | None = None, import_modules: bool = True) -> dict:
+    path = Path(path) if path is not None else paths.PARAMS
+    with open(path, encoding="utf-8") as f:
+        params = yaml.safe_load(f)
+    if not isinstance(params, dict):
+        raise ParamsError(f"{path}: expected a mapping at the top level")
+    return validate(params, import_modules=import_modules)
+
+
+def resolve(params: dict, name: str, profile: str | None = None) -> dict:
+    """Settings of experiment ``name`` under ``profile`` (default: params['profile'])."""
+    profile = profile or params["profile"]
+    _choice("profile", profile, PROFILES)
+    if name not in params["experiments"]:
+        raise ParamsError(
+            f"experiment {name!r} is not defined in params.yaml; defined: "
+            + (", ".join(params["experiments"]) or "none")
+            + f". Add experiments.{name} to params.yaml and experiments/{name}.py."
+        )
+    spec = copy.deepcopy(params["experiments"][name])
+    overrides = spec.pop("profiles", {}).get(profile, {})
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(spec.get(key), dict) and key != "configs":
+            spec[key] = {**spec[key], **copy.deepcopy(value)}
+        else:
+            spec[key] = copy.deepcopy(value)
+    spec.setdefault("title", name)
+    spec.setdefault("optimizer", "sgd")
+    spec.setdefault("momentum", 0.0)
+    spec.setdefault("weight_decay", 0.0)
+    spec.setdefault("target_accuracy", 0.9)
+    spec.setdefault("model", {})
+    for cfg in spec["configs"].values():
+        cfg.setdefault("forward_params", {})
+        cfg.setdefault("rule_params", {})
+        cfg.setdefault("scope", "activations")
+    return spec
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Validate params.yaml")
+    parser.add_argument("--check", metavar="EXPERIMENT", help="also require this experiment")
+    args = parser.parse_args(argv)
+    try:
+        params = load()
+        if args.check:
+            resolve(params, args.check)
+    except ParamsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print("params.yaml is valid")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

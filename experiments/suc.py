@@ -1,0 +1,44 @@
+"""Experiment 1: the single-unit classifier, Linear(d->1) + Logistic, on "Ones".
+
+Paper, Table 2: SGD, batch size 32, learning rate 0.1, BCE loss; the standard
+Logistic / d(Logistic) against the constant backward Logistic / 1.  The data
+(``ones``: d, N, tau, 80/20 split) come from the ``data`` stage.
+
+An experiment module tells the generic loop in ``experiments.train`` four
+things: how to put the dataset on the device (``prepare``), how to build the
+model for one configuration (``build_model``), the loss, and how many
+predictions in a batch are correct.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import freegrad as fg
+
+
+def prepare(data: dict, device: torch.device) -> dict:
+    return {
+        "train_x": data["train_x"].to(device),
+        "train_y": data["train_y"][:, None].to(device),
+        "test_x": data["test_x"].to(device),
+        "test_y": data["test_y"][:, None].to(device),
+        "meta": data["meta"],
+    }
+
+
+def build_model(spec: dict, cfg: dict, meta: dict) -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(meta["d"], 1),
+        fg.Activation(cfg["forward"], **cfg["forward_params"]),
+    )
+
+
+def loss_fn(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.binary_cross_entropy(output, target)
+
+
+def n_correct(output: torch.Tensor, target: torch.Tensor) -> int:
+    return int(((output > 0.5).to(target.dtype) == target).sum())

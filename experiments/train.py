@@ -1,0 +1,286 @@
+"""The ``train@<experiment>`` stage: every (configuration, seed) of one experiment.
+
+    python -m experiments.train suc
+
+Reads ``params.yaml`` (the active ``profile`` and ``experiments.<name>``),
+trains each configuration for each seed with the backward rule it names, and
+writes, atomically:
+
+* ``reports/metrics/<name>.json`` - per-run and mean/std metrics (DVC metrics).
+  Deterministic: two CPU runs give byte-identical files, so it holds no times.
+* ``reports/curves/<name>.csv`` - per-epoch curves of every run (DVC plots).
+* ``reports/timings/<name>.json`` - wall time per epoch (machine dependent).
+
+Each run is also an MLflow run (see ``experiments.tracking``).
+
+The loop is generic: the experiment module supplies ``prepare``,
+``build_model``, ``loss_fn`` and ``n_correct``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io as _io
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from experiments import data as data_mod
+from experiments import io, paths, tracking
+from experiments import params as params_mod
+
+log = logging.getLogger("experiments.train")
+
+CURVE_FIELDS = ["config", "seed", "epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
+RUN_METRICS = ["final_test_acc", "best_test_acc", "final_train_loss", "final_test_loss",
+               "epochs_to_target"]
+DIGITS = 6  # rounding of floats in the metrics file
+
+
+def pick_device() -> torch.device:
+    """CUDA, else MPS, else CPU; ``$FREEGRAD_DEVICE`` forces one."""
+    if os.environ.get("FREEGRAD_DEVICE"):
+        return torch.device(os.environ["FREEGRAD_DEVICE"])
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def is_true_derivative(cfg: dict) -> bool:
+    backward = cfg.get("backward")
+    return backward in (None, "", "true", "standard") or backward == f"d({cfg['forward']})"
+
+
+def rule_context(cfg: dict, seed: int | None = None):
+    """The freegrad rule block for ``cfg``; a no-op for the true derivative."""
+    if is_true_derivative(cfg):
+        return contextlib.nullcontext()
+    import freegrad as fg
+
+    kwargs = {"scope": cfg.get("scope", "activations"), "seed": seed}
+    if cfg.get("rule_params"):
+        kwargs["params"] = dict(cfg["rule_params"])
+    return fg.use(cfg["backward"], **kwargs)
+
+
+def make_optimizer(spec: dict, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if spec["optimizer"] == "adam":
+        return torch.optim.Adam(model.parameters(), lr=spec["lr"],
+                                weight_decay=spec["weight_decay"])
+    return torch.optim.SGD(model.parameters(), lr=spec["lr"], momentum=spec["momentum"],
+                           weight_decay=spec["weight_decay"])
+
+
+@torch.no_grad()
+def evaluate(module, model, x, y, batch_size: int = 4096) -> tuple[float, float]:
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for i in range(0, len(x), batch_size):
+        out = model(x[i : i + batch_size])
+        total_loss += float(module.loss_fn(out, y[i : i + batch_size])) * len(out)
+        correct += module.n_correct(out, y[i : i + batch_size])
+    return total_loss / len(x), correct / len(x)
+
+
+def fit(module, spec: dict, cfg: dict, seed: int, data: dict, device, on_epoch=None,
+        progress=None) -> list[dict]:
+    """Train one (configuration, seed); return one row per epoch (epoch 0 = initial)."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # batch order, on CPU for every device
+    model = module.build_model(spec, cfg, data["meta"]).to(device)
+    opt = make_optimizer(spec, model)
+    x, y = data["train_x"], data["train_y"]
+    n, bs = len(x), spec["batch_size"]
+
+    train_loss, train_acc = evaluate(module, model, x, y)
+    test_loss, test_acc = evaluate(module, model, data["test_x"], data["test_y"])
+    rows = [dict(epoch=0, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
+                 test_acc=test_acc, seconds=0.0)]
+    # The rule in force is bound when the forward runs: one block for the whole run.
+    with rule_context(cfg, seed):
+        for epoch in range(1, spec["epochs"] + 1):
+            t0 = time.perf_counter()
+            model.train()
+            perm = torch.randperm(n, generator=gen).to(device)
+            loss_sum, correct = 0.0, 0
+            for i in range(0, n, bs):
+                idx = perm[i : i + bs]
+                xb, yb = x[idx], y[idx]
+                out = model(xb)
+                loss = module.loss_fn(out, yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += float(loss.detach()) * len(idx)
+                correct += module.n_correct(out.detach(), yb)
+            test_loss, test_acc = evaluate(module, model, data["test_x"], data["test_y"])
+            row = dict(epoch=epoch, train_loss=loss_sum / n, train_acc=correct / n,
+                       test_loss=test_loss, test_acc=test_acc,
+                       seconds=time.perf_counter() - t0)
+            rows.append(row)
+            if on_epoch is not None:
+                on_epoch(row)
+            if progress is not None:
+                progress.update(1)
+    return rows
+
+
+def run_metrics(rows: list[dict], target: float) -> dict:
+    reached = [r["epoch"] for r in rows if r["test_acc"] >= target]
+    return {
+        "final_test_acc": rows[-1]["test_acc"],
+        "best_test_acc": max(r["test_acc"] for r in rows[1:]),
+        "final_train_loss": rows[-1]["train_loss"],
+        "final_test_loss": rows[-1]["test_loss"],
+        "epochs_to_target": reached[0] if reached else None,
+    }
+
+
+def summarize(values: list) -> dict:
+    """Mean and sample std (n-1) over seeds; None values (target never reached) skipped."""
+    vals = [v for v in values if v is not None]
+    return {
+        "mean": round(statistics.fmean(vals), DIGITS) if vals else None,
+        "std": round(statistics.stdev(vals), DIGITS) if len(vals) > 1 else (0.0 if vals else None),
+        "n": len(vals),
+    }
+
+
+def _round(d: dict) -> dict:
+    return {k: round(v, DIGITS) if isinstance(v, float) else v for k, v in d.items()}
+
+
+def _curves_csv(rows: list[dict]) -> str:
+    buf = _io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CURVE_FIELDS, extrasaction="ignore",
+                            lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: (f"{v:.{DIGITS}f}" if isinstance(v, float) else v)
+                         for k, v in r.items()})
+    return buf.getvalue()
+
+
+def configure_determinism() -> None:
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if torch.backends.cudnn.is_available():
+        torch.backends.cudnn.benchmark = False
+
+
+def run_experiment(name: str, params: dict | None = None, root: Path | None = None) -> dict:
+    """Train every configuration and seed of ``name``; write metrics, curves, timings."""
+    params = params if params is not None else params_mod.load()
+    profile = params["profile"]
+    spec = params_mod.resolve(params, name)
+    module = params_mod.experiment_module(name)
+    configure_determinism()
+    device = pick_device()
+    data = module.prepare(data_mod.load(spec["dataset"]), device)
+    import freegrad as fg
+
+    tags = {"git_commit": tracking.git_commit(), "dvc_stage": f"train@{name}",
+            "freegrad_version": fg.__version__, "profile": profile, "device": device.type}
+    show_bar = sys.stderr.isatty()
+    n_runs = len(spec["configs"]) * len(spec["seeds"])
+    log.info("train@%s: profile=%s device=%s runs=%d epochs=%d", name, profile, device.type,
+             n_runs, spec["epochs"])
+
+    metrics = {"experiment": name, "stage": f"train@{name}", "profile": profile,
+               "title": spec["title"], "dataset": spec["dataset"],
+               "settings": {k: spec[k] for k in ("optimizer", "lr", "batch_size", "epochs",
+                                                 "seeds", "target_accuracy")},
+               "data": data["meta"], "configs": {}}
+    timings = {"experiment": name, "device": device.type, "configs": {}}
+    curves: list[dict] = []
+    with tqdm(total=n_runs * spec["epochs"], disable=not show_bar, desc=name,
+              unit="epoch") as bar, tempfile.TemporaryDirectory() as tmp:
+        for cname, cfg in spec["configs"].items():
+            runs, times = {}, {}
+            for seed in spec["seeds"]:
+                run_params = {"experiment": name, "config": cname, "seed": seed,
+                              "profile": profile, **{k: v for k, v in spec.items()
+                                                     if k not in ("configs", "title")},
+                              "rule": cfg, "data": data["meta"]}
+                with tracking.start(name, f"{cname}-seed{seed}", run_params,
+                                    {**tags, "config": cname, "seed": seed}) as mlrun:
+
+                    def on_epoch(row, cname=cname, seed=seed, mlrun=mlrun):
+                        msg = (f"{name} {cname} seed={seed} epoch {row['epoch']}/"
+                               f"{spec['epochs']} train_loss={row['train_loss']:.4f} "
+                               f"test_acc={row['test_acc']:.4f} ({row['seconds']:.2f}s)")
+                        (bar.write(msg) if show_bar else log.info(msg))
+                        mlrun.log_epoch(row["epoch"], {
+                            "train_loss": row["train_loss"], "train_acc": row["train_acc"],
+                            "test_loss": row["test_loss"], "test_acc": row["test_acc"],
+                            "epoch_seconds": row["seconds"]})
+
+                    rows = fit(module, spec, cfg, seed, data, device, on_epoch, bar)
+                    m = _round(run_metrics(rows, spec["target_accuracy"]))
+                    epoch_s = [r["seconds"] for r in rows[1:]]
+                    runs[f"seed_{seed}"] = m
+                    times[f"seed_{seed}"] = {"mean_epoch_seconds": statistics.fmean(epoch_s),
+                                             "epoch_seconds": epoch_s}
+                    run_rows = [{"config": cname, "seed": seed, **r} for r in rows]
+                    curves += run_rows
+                    run_dir = Path(tmp) / f"{cname}-seed{seed}"
+                    run_dir.mkdir()
+                    io.write_json(run_dir / "metrics.json", {"config": cname, "seed": seed,
+                                                            **m, **times[f"seed_{seed}"]})
+                    io.write_text(run_dir / "curves.csv", _curves_csv(run_rows))
+                    mlrun.log_artifact(run_dir / "metrics.json")
+                    mlrun.log_artifact(run_dir / "curves.csv")
+            metrics["configs"][cname] = {
+                "forward": cfg["forward"], "backward": cfg["backward"],
+                "rule_params": cfg["rule_params"], "provenance": cfg["provenance"],
+                "summary": {k: summarize([r[k] for r in runs.values()]) for k in RUN_METRICS},
+                "runs": runs,
+            }
+            timings["configs"][cname] = {
+                "mean_epoch_seconds": summarize([t["mean_epoch_seconds"]
+                                                 for t in times.values()]),
+                "runs": times,
+            }
+
+    root = Path(root) if root is not None else paths.ROOT
+    io.write_json(root / paths.METRICS.relative_to(paths.ROOT) / f"{name}.json", metrics)
+    io.write_text(root / paths.CURVES.relative_to(paths.ROOT) / f"{name}.csv",
+                  _curves_csv(curves))
+    io.write_json(root / paths.TIMINGS.relative_to(paths.ROOT) / f"{name}.json", timings)
+    return metrics
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Train one experiment (a DVC train stage)")
+    parser.add_argument("experiment", help="a key of `experiments` in params.yaml")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    for noisy in ("mlflow", "alembic", "sqlalchemy", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    tracking.install_sigterm_handler()
+    try:
+        params = params_mod.load()
+        params_mod.resolve(params, args.experiment)
+        run_experiment(args.experiment, params)
+    except (params_mod.ParamsError, data_mod.DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
