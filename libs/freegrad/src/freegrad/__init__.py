@@ -14,7 +14,7 @@ from .context import RuleContext, normal_like, uniform_like, use
 from .forwards import FORWARDS
 from .functional import activation
 from .hook import attach_param_hooks
-from .registry import Composite, Rule, RuleError, compose, get, names, register
+from .registry import Composite, Rule, RuleError, compose, get, names, register, unregister
 from .wrappers import Activation
 
 __version__ = "2.0.0"
@@ -35,6 +35,7 @@ __all__ = [
     "register",
     "transforms",
     "uniform_like",
+    "unregister",
     "use",
     "__version__",
 ]

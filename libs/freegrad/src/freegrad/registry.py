@@ -285,6 +285,12 @@ def get(rule: str | Callable | AnyRule) -> AnyRule:
     raise TypeError(f"a rule is a registered name or a callable, not {type(rule).__name__}")
 
 
+def unregister(name: str) -> AnyRule:
+    """Remove a registered rule (to redefine it in a notebook, say); returns it."""
+    get(name)  # unknown name: RuleError with suggestions
+    return _RULES.pop(name)
+
+
 def names() -> list[str]:
     """Names of all registered rules, sorted."""
     return sorted(_RULES)

@@ -1,0 +1,110 @@
+"""No rule costs nothing; with a rule, only what it needs is saved for backward."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import freegrad as fg
+from freegrad.forwards import FORWARDS
+
+NATIVE = {
+    "Linear": lambda x: x,
+    "ReLU": torch.relu,
+    "ReLU6": F.relu6,
+    "LeakyReLU": F.leaky_relu,
+    "ELU": F.elu,
+    "Tanh": torch.tanh,
+    "Logistic": torch.sigmoid,
+    "SiLU": F.silu,
+    "GELU": F.gelu,
+    "Softplus": F.softplus,
+    "Sign": torch.sign,
+    "HardTanh": F.hardtanh,
+}
+
+
+def test_native_table_covers_every_differentiable_forward():
+    assert set(NATIVE) == {n for n, f in FORWARDS.items() if f.native_grad}
+
+
+@pytest.mark.parametrize("forward", sorted(NATIVE))
+def test_no_rule_is_the_native_op(forward):
+    x = torch.randn(64, dtype=torch.float64, requires_grad=True)
+    y = fg.Activation(forward)(x)
+    assert not isinstance(y.grad_fn, torch.autograd.function.BackwardCFunction)  # no freegrad node
+    x2 = x.detach().clone().requires_grad_(True)
+    y2 = NATIVE[forward](x2)
+    torch.testing.assert_close(y, y2, rtol=0, atol=0)
+    g = torch.randn_like(y)
+    (gx,) = torch.autograd.grad(y, x, g)
+    (gx2,) = torch.autograd.grad(y2, x2, g)
+    torch.testing.assert_close(gx, gx2, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("forward", ["Logistic", "Tanh", "SiLU", "GELU", "Softplus", "ELU"])
+def test_no_rule_double_backward(forward):
+    x = torch.randn(16, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(fg.Activation(forward), (x,))
+
+
+def test_heaviside_without_rule_has_zero_gradient():
+    x = torch.randn(10, requires_grad=True)
+    y = fg.Activation("Heaviside")(x)
+    torch.testing.assert_close(y, (x > 0).float())
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, torch.zeros(10))
+
+
+def saved_bytes(fn, x):
+    total = []
+
+    def pack(t):
+        total.append(t.numel() * t.element_size())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(x)
+    return sum(total)
+
+
+N = 4096
+
+
+@pytest.mark.parametrize(
+    "rule,params,bytes_per_element",
+    [
+        ("d(Linear)", {}, 0),
+        ("scale", {"s": 2.0}, 0),
+        ("noise", {"sigma": 0.1}, 0),
+        ("full_jam", {}, 0),
+        ("d(Heaviside)", {}, 0),
+        ("rectangular", {}, 1),
+        ("d(ReLU)", {}, 1),
+        ("d(HardTanh)", {}, 1),
+        ("positive_jam", {}, 1),
+        ("rectangular_jam", {}, 1),
+        ("rectangular_jam", {"test": "grad"}, 0),
+        ("straight_through", {}, 1),
+        ("triangular", {}, 4),
+        ("d(Logistic)", {}, 4),
+    ],
+)
+def test_saved_bytes_are_what_the_rule_needs(rule, params, bytes_per_element):
+    x = torch.randn(N, requires_grad=True)
+    with fg.use(rule, params, scope="activations"):
+        got = saved_bytes(fg.Activation("Logistic"), x)
+    assert got == bytes_per_element * N
+
+
+def test_user_rule_saves_the_input_by_default():
+    def user_rule(ctx, grad_out, input):
+        return grad_out * input
+
+    x = torch.randn(N, requires_grad=True)
+    with fg.use(user_rule):
+        assert saved_bytes(fg.Activation("ReLU"), x) == 4 * N
+
+
+def test_native_logistic_saves_its_output():
+    x = torch.randn(N, requires_grad=True)
+    assert saved_bytes(fg.Activation("Logistic"), x) == 4 * N  # the baseline a mask rule beats
