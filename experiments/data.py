@@ -61,8 +61,7 @@ def fetch_torchvision(name: str, raw_root: Path, mirror: Path | None) -> dict:
         train = cls(str(raw_root), train=True, download=True)
         test = cls(str(raw_root), train=False, download=True)
     else:
-        raw_folder.mkdir(parents=True, exist_ok=True)
-        for filename, md5 in cls.resources:
+        for filename, md5 in cls.resources:  # verify every file before touching anything
             src = mirror / folder / "raw" / filename
             if not src.is_file():
                 raise DataError(
@@ -74,7 +73,9 @@ def fetch_torchvision(name: str, raw_root: Path, mirror: Path | None) -> dict:
                     f"{folder}: corrupted file {src}: MD5 {calculate_md5(str(src))}, "
                     f"expected {md5}. " + _how_to_provide(folder, filename)
                 )
-            dst = raw_folder / filename
+        raw_folder.mkdir(parents=True, exist_ok=True)
+        for filename, md5 in cls.resources:
+            src, dst = mirror / folder / "raw" / filename, raw_folder / filename
             if not check_integrity(str(dst), md5):
                 shutil.copyfile(src, dst)
             extract_archive(str(dst), str(raw_folder), remove_finished=False)

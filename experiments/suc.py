@@ -12,11 +12,10 @@ predictions in a batch are correct.
 
 from __future__ import annotations
 
+import freegrad as fg
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-import freegrad as fg
 
 
 def prepare(data: dict, device: torch.device) -> dict:

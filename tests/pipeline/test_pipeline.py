@@ -1,0 +1,154 @@
+"""A real `dvc repro` of the smoke profile in a temporary copy of the repository."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from experiments import paths
+
+pytestmark = pytest.mark.slow
+
+EXCLUDE = ("dvc.lock", "reports/", "data/", "mlruns")
+
+
+def _sh(args, cwd, env, timeout=600, check=True):
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, args))} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def _copy_repo(dst):
+    """Copy the files git knows about (tracked or not ignored), as a fresh clone has them."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=paths.ROOT, capture_output=True, check=True).stdout
+    for rel in filter(None, listed.decode().split("\0")):
+        src = paths.ROOT / rel
+        if rel.startswith(EXCLUDE) or not src.is_file():
+            continue
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst / rel)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, mirror, venv_bin):
+    repo = tmp_path_factory.mktemp("repo")
+    store = tmp_path_factory.mktemp("mlflow")
+    _copy_repo(repo)
+    env = {**os.environ,
+           "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+           "FREEGRAD_DATA_MIRROR": str(mirror),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlruns.db'}",
+           "DVC_NO_ANALYTICS": "1",
+           "GIT_CONFIG_GLOBAL": os.devnull,
+           "FREEGRAD_DEVICE": "cpu"}
+    env.pop("DVC_EXP_NAME", None)
+    _sh(["git", "init", "-q", "-b", "main"], repo, env)
+    _sh(["git", "config", "user.name", "pipeline test"], repo, env)
+    _sh(["git", "config", "user.email", "pipeline-test@example.invalid"], repo, env)
+    if not (repo / ".dvc" / "config").exists():
+        _sh(["dvc", "init", "-q"], repo, env)
+    _sh(["git", "add", "-A"], repo, env)
+    _sh(["git", "commit", "-q", "-m", "copy"], repo, env)
+    # The documented one-switch profile change, run for real.
+    first = _sh(["dvc", "exp", "run", "-S", "profile=smoke"], repo, env)
+    return {"repo": repo, "store": store, "env": env, "first": first}
+
+
+def test_smoke_repro_runs_every_stage(workspace):
+    out = workspace["first"].stdout
+    for stage in ("data", "train@suc", "report", "figures"):
+        assert f"Running stage '{stage}'" in out, out
+    assert "profile: smoke" in (workspace["repo"] / "params.yaml").read_text()
+
+
+def test_outputs(workspace):
+    repo = workspace["repo"]
+    for name in ("ones", "digits", "mnist", "fashion_mnist"):
+        assert (repo / "data" / "processed" / f"{name}.pt").is_file()
+    metrics = json.loads((repo / "reports/metrics/suc.json").read_text())
+    assert metrics["profile"] == "smoke" and metrics["stage"] == "train@suc"
+    assert set(metrics["configs"]) == {"standard", "constant"}
+    for cfg in metrics["configs"].values():
+        assert len(cfg["runs"]) == 2
+        assert 0.0 <= cfg["summary"]["final_test_acc"]["mean"] <= 1.0
+        assert cfg["provenance"]
+    with open(repo / "reports/curves/suc.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 2 * (2 + 1)  # configs x seeds x (epochs + initial)
+    assert {"config", "seed", "epoch", "train_loss", "test_acc"} <= set(rows[0])
+    timings = json.loads((repo / "reports/timings/suc.json").read_text())
+    assert timings["configs"]["standard"]["mean_epoch_seconds"]["mean"] > 0
+    md = (repo / "reports/tables/suc.md").read_text()
+    assert "| standard |" in md and "paper, Table 2" in md and "±" in md
+    tex = (repo / "reports/tables/suc.tex").read_text()
+    assert r"\begin{tabular}" in tex and r"$\pm$" in tex
+    png = (repo / "reports/figures/suc.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    assert (repo / "reports/figures/suc.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_mlflow_runs(workspace):
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=workspace["env"]["MLFLOW_TRACKING_URI"])
+    exp = client.get_experiment_by_name("suc")
+    runs = client.search_runs([exp.experiment_id])
+    assert sorted(r.info.run_name for r in runs) == [
+        "constant-seed0", "constant-seed1", "standard-seed0", "standard-seed1"]
+    for r in runs:
+        assert r.info.status == "FINISHED"
+        assert r.data.tags["dvc_stage"] == "train@suc"
+        assert r.data.tags["profile"] == "smoke"
+        assert r.data.tags["freegrad_version"]
+        assert len(r.data.tags["git_commit"]) >= 7
+        assert r.data.params["lr"] == "0.1" and r.data.params["batch_size"] == "32"
+        assert r.data.params["rule.backward"] in ("d(Logistic)", "d(Linear)")
+        history = client.get_metric_history(r.info.run_id, "test_acc")
+        assert [m.step for m in history] == [1, 2]
+        assert {"train_loss", "train_acc", "test_loss", "epoch_seconds"} <= set(r.data.metrics)
+        assert {a.path for a in client.list_artifacts(r.info.run_id)} == {
+            "metrics.json", "curves.csv"}
+
+
+def test_rerun_with_nothing_changed_runs_nothing(workspace):
+    out = _sh(["dvc", "repro"], workspace["repo"], workspace["env"]).stdout
+    assert "Running stage" not in out, out
+    assert "Data and pipelines are up to date" in out
+    status = _sh(["dvc", "status"], workspace["repo"], workspace["env"]).stdout
+    assert "up to date" in status.lower(), status
+
+
+def test_rerunning_training_gives_identical_metrics(workspace):
+    repo, env = workspace["repo"], workspace["env"]
+    before = (repo / "reports/metrics/suc.json").read_bytes()
+    curves = (repo / "reports/curves/suc.csv").read_bytes()
+    out = _sh(["dvc", "repro", "--force", "--single-item", "train@suc"], repo, env).stdout
+    assert "Running stage 'train@suc'" in out
+    assert (repo / "reports/metrics/suc.json").read_bytes() == before
+    assert (repo / "reports/curves/suc.csv").read_bytes() == curves
+
+
+def _ran(out):
+    return {s for s in ("data", "train@suc", "report", "figures")
+            if f"Running stage '{s}'" in out}
+
+
+def test_edits_rerun_exactly_what_they_affect(workspace):
+    repo, env = workspace["repo"], workspace["env"]
+    _sh(["dvc", "repro"], repo, env)  # settle after the forced retrain above
+    fig = repo / "experiments" / "figures.py"
+    fig.write_text(fig.read_text().replace("alpha=0.2", "alpha=0.25"))
+    assert _ran(_sh(["dvc", "repro"], repo, env).stdout) == {"figures"}
+    params = repo / "params.yaml"
+    params.write_text(params.read_text().replace("target_accuracy: 0.95", "target_accuracy: 0.9"))
+    # Retrains; the curves come out identical, so the figures are not redrawn.
+    assert _ran(_sh(["dvc", "repro"], repo, env).stdout) == {"train@suc", "report"}
