@@ -9,11 +9,13 @@
 The rule in force when a forward runs is the one its backward applies.
 """
 
-from . import transforms  # noqa: F401  (registers the built-in rules)
+from . import diagnostics, transforms  # noqa: F401  (transforms registers the built-in rules)
 from .context import RuleContext, normal_like, uniform_like, use
+from .convert import convert
 from .forwards import FORWARDS
 from .functional import activation
 from .hook import attach_param_hooks
+from .targeting import Selection, select
 from .registry import Composite, Rule, RuleError, compose, get, names, register, unregister
 from .wrappers import Activation
 
@@ -26,13 +28,17 @@ __all__ = [
     "Rule",
     "RuleContext",
     "RuleError",
+    "Selection",
     "activation",
     "attach_param_hooks",
     "compose",
+    "convert",
+    "diagnostics",
     "get",
     "names",
     "normal_like",
     "register",
+    "select",
     "transforms",
     "uniform_like",
     "unregister",

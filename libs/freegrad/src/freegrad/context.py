@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from .registry import AnyRule, BoundComposite, BoundRule, get
+from .targeting import as_layers
 
 SCOPES = ("activations", "params")
 _SCOPE_WORDS = ("all",) + SCOPES
@@ -39,6 +40,7 @@ class Binding:
 
     bound: BoundRule | BoundComposite
     scopes: frozenset[str]
+    layers: frozenset | None = None  # None: every layer
     seed: int | None = None
     generator: torch.Generator | None = None
     _seeded: dict[torch.device, torch.Generator] = field(default_factory=dict)
@@ -69,10 +71,13 @@ class RuleContext:
     generator: torch.Generator | None
 
 
-def current(scope: str) -> Binding | None:
-    """The innermost binding in force for ``scope`` ("activations" or "params")."""
+def current(scope: str, module: Any = None) -> Binding | None:
+    """The innermost binding in force for ``scope`` ("activations" or "params") and ``module``.
+
+    A binding limited to some layers covers only those modules (not functional calls).
+    """
     for binding in reversed(_BINDINGS.get()):
-        if scope in binding.scopes:
+        if scope in binding.scopes and (binding.layers is None or module in binding.layers):
             return binding
     return None
 
@@ -87,7 +92,10 @@ class use:
         scope: ``"all"``, ``"activations"``, ``"params"``, or a tuple of them.
         seed: makes stochastic rules (noise, jamming) draw from a generator seeded
             with it, so gradients repeat run after run.
-        generator: a ``torch.Generator`` to draw from instead.
+        generator: a ``torch.Generator`` to draw from instead (save its
+            ``get_state()`` with a checkpoint to resume the stream).
+        layers: limit the rule to some layers: ``fg.select(model, "features.*")``,
+            a module, or modules (with their submodules).
 
     Nested blocks: the innermost block covering a scope wins.
     """
@@ -100,6 +108,7 @@ class use:
         *,
         seed: int | None = None,
         generator: torch.Generator | None = None,
+        layers: Any = None,
     ):
         if seed is not None and generator is not None:
             raise ValueError("pass seed or generator, not both")
@@ -108,12 +117,13 @@ class use:
         self.rule = get(rule)
         self.bound = self.rule.bind(params)
         self.scopes = parse_scope(scope)
+        self.layers = as_layers(layers)
         self.seed = seed
         self.generator = generator
         self._tokens: list[contextvars.Token] = []
 
     def __enter__(self) -> use:
-        binding = Binding(self.bound, self.scopes, self.seed, self.generator)
+        binding = Binding(self.bound, self.scopes, self.layers, self.seed, self.generator)
         self._tokens.append(_BINDINGS.set(_BINDINGS.get() + (binding,)))
         return self
 

@@ -8,6 +8,7 @@ cannot be reached by :class:`~freegrad.wrappers.Activation`; call
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,13 +20,16 @@ from .forwards import get_forward
 from .registry import get
 
 
+@functools.cache
 def _true_derivative(forward: str) -> Binding:
     return Binding(get(f"d({forward})").bind(), frozenset({"activations"}))
 
 
-def apply_activation(x: torch.Tensor, forward: str, fn: Callable, native_grad: bool) -> torch.Tensor:
-    """``fn(x)`` with the activation rule in force now bound to its backward."""
-    binding = current("activations")
+def apply_activation(
+    x: torch.Tensor, forward: str, fn: Callable, native_grad: bool, module: torch.nn.Module | None = None
+) -> torch.Tensor:
+    """``fn(x)`` with the activation rule in force now (for ``module``) bound to its backward."""
+    binding = current("activations", module)
     if binding is None:
         if native_grad:
             return fn(x)  # no rule: the native op, its own backward, nothing added

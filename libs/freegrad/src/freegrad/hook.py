@@ -26,7 +26,7 @@ _ATTACHED = "_freegrad_param_hooks"
 
 
 def _bind_params(module: nn.Module, args) -> None:
-    binding = current("params")
+    binding = current("params", module)
     if binding is None:
         return
     if binding.bound.needs_input:

@@ -27,7 +27,7 @@ class Activation(nn.Module):
         self._native_grad = spec.native_grad
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return apply_activation(x, self.forward_name, self._fn, self._native_grad)
+        return apply_activation(x, self.forward_name, self._fn, self._native_grad, self)
 
     def extra_repr(self) -> str:
         return ", ".join([repr(self.forward_name)] + [f"{k}={v!r}" for k, v in self.params.items()])
