@@ -2,7 +2,6 @@
 
 import io
 
-import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
