@@ -58,8 +58,16 @@ def fetch_torchvision(name: str, raw_root: Path, mirror: Path | None) -> dict:
     folder = cls.__name__
     raw_folder = raw_root / folder / "raw"
     if mirror is None:
-        train = cls(str(raw_root), train=True, download=True)
-        test = cls(str(raw_root), train=False, download=True)
+        try:
+            train = cls(str(raw_root), train=True, download=True)
+            test = cls(str(raw_root), train=False, download=True)
+        except Exception as e:  # no network, a mirror down, a bad checksum
+            raise DataError(
+                f"{folder}: torchvision could not download or verify it into {raw_folder} ({e}). "
+                f"Provide the files {', '.join(f for f, _ in cls.resources)} (MD5 sums: "
+                f"{', '.join(m for _, m in cls.resources)}) in <mirror>/{folder}/raw/ and set "
+                f"`data.mirror` in params.yaml or ${MIRROR_ENV} to <mirror>."
+            ) from e
     else:
         for filename, md5 in cls.resources:  # verify every file before touching anything
             src = mirror / folder / "raw" / filename
