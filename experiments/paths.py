@@ -16,7 +16,8 @@ RAW = DATA / "raw"  # torchvision layout: RAW/<Dataset>/raw/*.gz
 PROCESSED = DATA / "processed"  # one <dataset>.pt per dataset (DVC outputs)
 
 REPORTS = ROOT / "reports"
-METRICS = REPORTS / "metrics"  # <experiment>.json, DVC metrics (source of truth)
+METRICS = REPORTS / "metrics"  # <experiment>.json, DVC metrics: mean/std per configuration
+RUNS = REPORTS / "runs"  # <experiment>.json, settings, provenance and per-run metrics
 CURVES = REPORTS / "curves"  # <experiment>.csv, DVC plots (per-epoch curves)
 TIMINGS = REPORTS / "timings"  # <experiment>.json, wall times (machine dependent)
 TABLES = REPORTS / "tables"  # <experiment>.md / .tex

@@ -6,8 +6,10 @@ Reads ``params.yaml`` (the active ``profile`` and ``experiments.<name>``),
 trains each configuration for each seed with the backward rule it names, and
 writes, atomically:
 
-* ``reports/metrics/<name>.json`` - per-run and mean/std metrics (DVC metrics).
-  Deterministic: two CPU runs give byte-identical files, so it holds no times.
+* ``reports/metrics/<name>.json`` - mean/std over seeds per configuration, numbers
+  only (the DVC metrics, compact enough for ``dvc exp show``).
+* ``reports/runs/<name>.json`` - settings, provenance and per-run metrics.
+  Both are deterministic: two CPU runs give byte-identical files (no times).
 * ``reports/curves/<name>.csv`` - per-epoch curves of every run (DVC plots).
 * ``reports/timings/<name>.json`` - wall time per epoch (machine dependent).
 
@@ -148,13 +150,26 @@ def run_metrics(rows: list[dict], target: float) -> dict:
 
 
 def summarize(values: list) -> dict:
-    """Mean and sample std (n-1) over seeds; None values (target never reached) skipped."""
+    """Mean and sample std (n-1) over seeds; None values (target never reached) skipped
+    and counted in ``n``."""
     vals = [v for v in values if v is not None]
     return {
         "mean": round(statistics.fmean(vals), DIGITS) if vals else None,
         "std": round(statistics.stdev(vals), DIGITS) if len(vals) > 1 else (0.0 if vals else None),
         "n": len(vals),
     }
+
+
+def metrics_file(details: dict) -> dict:
+    """The DVC metrics: per configuration, mean and std of each run metric."""
+    out = {}
+    for cname, c in details["configs"].items():
+        out[cname] = {}
+        for k, s in c["summary"].items():
+            out[cname][k] = {"mean": s["mean"], "std": s["std"]}
+            if k == "epochs_to_target":
+                out[cname][k]["reached"] = s["n"]
+    return out
 
 
 def _round(d: dict) -> dict:
@@ -180,7 +195,9 @@ def configure_determinism() -> None:
 
 
 def run_experiment(name: str, params: dict | None = None, root: Path | None = None) -> dict:
-    """Train every configuration and seed of ``name``; write metrics, curves, timings."""
+    """Train every configuration and seed of ``name``; write metrics, runs, curves, timings.
+
+    Returns the details written to ``reports/runs/<name>.json``."""
     params = params if params is not None else params_mod.load()
     profile = params["profile"]
     spec = params_mod.resolve(params, name)
@@ -197,7 +214,7 @@ def run_experiment(name: str, params: dict | None = None, root: Path | None = No
     log.info("train@%s: profile=%s device=%s runs=%d epochs=%d", name, profile, device.type,
              n_runs, spec["epochs"])
 
-    metrics = {"experiment": name, "stage": f"train@{name}", "profile": profile,
+    details = {"experiment": name, "stage": f"train@{name}", "profile": profile,
                "title": spec["title"], "dataset": spec["dataset"],
                "settings": {k: spec[k] for k in ("optimizer", "lr", "batch_size", "epochs",
                                                  "seeds", "target_accuracy")},
@@ -241,7 +258,7 @@ def run_experiment(name: str, params: dict | None = None, root: Path | None = No
                     io.write_text(run_dir / "curves.csv", _curves_csv(run_rows))
                     mlrun.log_artifact(run_dir / "metrics.json")
                     mlrun.log_artifact(run_dir / "curves.csv")
-            metrics["configs"][cname] = {
+            details["configs"][cname] = {
                 "forward": cfg["forward"], "backward": cfg["backward"],
                 "rule_params": cfg["rule_params"], "provenance": cfg["provenance"],
                 "summary": {k: summarize([r[k] for r in runs.values()]) for k in RUN_METRICS},
@@ -254,11 +271,13 @@ def run_experiment(name: str, params: dict | None = None, root: Path | None = No
             }
 
     root = Path(root) if root is not None else paths.ROOT
-    io.write_json(root / paths.METRICS.relative_to(paths.ROOT) / f"{name}.json", metrics)
+    io.write_json(root / paths.METRICS.relative_to(paths.ROOT) / f"{name}.json",
+                  metrics_file(details))
+    io.write_json(root / paths.RUNS.relative_to(paths.ROOT) / f"{name}.json", details)
     io.write_text(root / paths.CURVES.relative_to(paths.ROOT) / f"{name}.csv",
                   _curves_csv(curves))
     io.write_json(root / paths.TIMINGS.relative_to(paths.ROOT) / f"{name}.json", timings)
-    return metrics
+    return details
 
 
 def main(argv=None) -> int:

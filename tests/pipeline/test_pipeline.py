@@ -75,12 +75,16 @@ def test_outputs(workspace):
     for name in ("ones", "digits", "mnist", "fashion_mnist"):
         assert (repo / "data" / "processed" / f"{name}.pt").is_file()
     metrics = json.loads((repo / "reports/metrics/suc.json").read_text())
-    assert metrics["profile"] == "smoke" and metrics["stage"] == "train@suc"
-    assert set(metrics["configs"]) == {"standard", "constant"}
-    for cfg in metrics["configs"].values():
-        assert len(cfg["runs"]) == 2
-        assert 0.0 <= cfg["summary"]["final_test_acc"]["mean"] <= 1.0
-        assert cfg["provenance"]
+    assert set(metrics) == {"standard", "constant"}
+    for m in metrics.values():
+        assert set(m) == {"final_test_acc", "best_test_acc", "final_train_loss",
+                          "final_test_loss", "epochs_to_target"}
+        assert 0.0 <= m["final_test_acc"]["mean"] <= 1.0 and m["final_test_acc"]["std"] >= 0
+    details = json.loads((repo / "reports/runs/suc.json").read_text())
+    assert details["profile"] == "smoke" and details["stage"] == "train@suc"
+    for cname, cfg in details["configs"].items():
+        assert len(cfg["runs"]) == 2 and cfg["provenance"]
+        assert cfg["summary"]["final_test_acc"]["mean"] == metrics[cname]["final_test_acc"]["mean"]
     with open(repo / "reports/curves/suc.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 * 2 * (2 + 1)  # configs x seeds x (epochs + initial)
@@ -129,12 +133,11 @@ def test_rerun_with_nothing_changed_runs_nothing(workspace):
 
 def test_rerunning_training_gives_identical_metrics(workspace):
     repo, env = workspace["repo"], workspace["env"]
-    before = (repo / "reports/metrics/suc.json").read_bytes()
-    curves = (repo / "reports/curves/suc.csv").read_bytes()
+    files = ["reports/metrics/suc.json", "reports/runs/suc.json", "reports/curves/suc.csv"]
+    before = {f: (repo / f).read_bytes() for f in files}
     out = _sh(["dvc", "repro", "--force", "--single-item", "train@suc"], repo, env).stdout
     assert "Running stage 'train@suc'" in out
-    assert (repo / "reports/metrics/suc.json").read_bytes() == before
-    assert (repo / "reports/curves/suc.csv").read_bytes() == curves
+    assert {f: (repo / f).read_bytes() for f in files} == before
 
 
 def _ran(out):
