@@ -6,7 +6,9 @@ rounds interleave the variants, and each ratio is the median over rounds of
 (variant time / native time in the same round). The published freegrad 1.0.1 is
 measured the same way in a subprocess (``PYTHONPATH`` pointing at a ``pip install
 --no-deps --target`` copy), so both packages can be named ``freegrad``. Also prints
-the bytes each variant saves for backward per element.
+the bytes each variant saves for backward per element. The backward is
+``torch.autograd.grad(y, x, g)``: the input gradient is handed on as a hidden
+layer's would be, not copied into a leaf's ``.grad``.
 
     python benchmarks/bench_overhead.py [--rounds 30] [--published-dir DIR | --no-published]
 
@@ -35,8 +37,9 @@ DEFAULT_PUBLISHED_DIR = Path(__file__).resolve().parent / ".cache" / "freegrad-1
 
 
 def _step(fn, x, g):
-    x.grad = None
-    fn(x).backward(g)
+    # autograd.grad, not .backward(): a hidden layer passes its input gradient on, it does not
+    # accumulate it into a leaf's .grad (which would add a copy no network layer pays).
+    torch.autograd.grad(fn(x), x, g)
 
 
 def _variant_fn(freegrad, rule):

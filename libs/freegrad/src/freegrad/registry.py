@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from .kernels import compute_mask
+
 SAVES = ("nothing", "mask", "input")
 _EMPTY = inspect.Parameter.empty
 
@@ -163,7 +165,7 @@ class BoundRule:
                 f"parameter gradients; use scope='activations' for it"
             )
         if self.saves == "mask":
-            return (self.rule.mask(input, **self.params),)
+            return (compute_mask(self.rule.mask, input, self.params),)
         return (input,)
 
     def backward(self, ctx, grad_out: torch.Tensor, residual: tuple) -> torch.Tensor:

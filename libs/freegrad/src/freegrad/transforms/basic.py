@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..context import normal_like
+from ..kernels import apply_mask
 from ..registry import register
 from ._checks import non_negative, one_of, ordered, positive
 
@@ -24,7 +25,7 @@ PUBLISHED = "freegrad 1.0.1 (the paper's companion library)"
     formula="g · 1[a ≤ x ≤ b]", source=f"{PAPER}, rectangular derivative",
 )
 def rectangular(ctx, grad_out, mask, a=-0.5, b=0.5):
-    return grad_out * mask
+    return apply_mask(grad_out, mask)
 
 
 @register(

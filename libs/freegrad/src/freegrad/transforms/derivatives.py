@@ -13,6 +13,7 @@ import math
 
 import torch
 
+from ..kernels import apply_mask
 from ..registry import register
 from ._checks import one_of, ordered
 
@@ -27,7 +28,7 @@ def d_linear(ctx, grad_out, input):
 
 @register("d(ReLU)", saves="mask", mask=lambda x: x > 0, formula="g · 1[x > 0]", source=SOURCE)
 def d_relu(ctx, grad_out, mask):
-    return grad_out * mask
+    return apply_mask(grad_out, mask)
 
 
 @register(
@@ -35,7 +36,7 @@ def d_relu(ctx, grad_out, mask):
     formula="g · 1[0 < x < 6]", source=SOURCE,
 )
 def d_relu6(ctx, grad_out, mask):
-    return grad_out * mask
+    return apply_mask(grad_out, mask)
 
 
 @register(
@@ -109,4 +110,4 @@ def d_sign(ctx, grad_out, input):
     check=ordered("min_val", "max_val"), formula="g · 1[min_val < x < max_val]", source=SOURCE,
 )
 def d_hardtanh(ctx, grad_out, mask, min_val=-1.0, max_val=1.0):
-    return grad_out * mask
+    return apply_mask(grad_out, mask)

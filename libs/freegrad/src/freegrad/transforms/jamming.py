@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from ..context import uniform_like
+from ..kernels import apply_mask
 from ..registry import register
 from ._checks import all_of, one_of, ordered
 
@@ -47,7 +48,7 @@ def full_jam(ctx, grad_out, input, mode="scale"):
 def positive_jam(ctx, grad_out, mask, test="input", mode="scale"):
     if test == "grad":
         mask = grad_out >= 0
-    return _jam(ctx, grad_out, mode) * mask
+    return apply_mask(_jam(ctx, grad_out, mode), mask)
 
 
 @register(
@@ -59,4 +60,4 @@ def positive_jam(ctx, grad_out, mask, test="input", mode="scale"):
 def rectangular_jam(ctx, grad_out, mask, a=-5.0, b=5.0, test="input", mode="scale"):
     if test == "grad":
         mask = (grad_out >= a) & (grad_out <= b)
-    return _jam(ctx, grad_out, mode) * mask
+    return apply_mask(_jam(ctx, grad_out, mode), mask)

@@ -10,6 +10,7 @@ import math
 
 import torch
 
+from ..kernels import apply_mask
 from ..registry import register
 from ._checks import positive
 
@@ -58,4 +59,4 @@ def gaussian(ctx, grad_out, input, sigma=0.5):
     source="Bengio et al. 2013; Hubara et al. 2016 (straight-through estimator, saturated)",
 )
 def straight_through(ctx, grad_out, mask, threshold=1.0):
-    return grad_out * mask
+    return apply_mask(grad_out, mask)
