@@ -14,34 +14,28 @@ from torch import nn
 from .wrappers import Activation
 
 
-def _spec(module: nn.Module) -> tuple[str, dict] | None:
-    """The freegrad forward (name, params) equal to ``module``'s forward, if any."""
-    kind = type(module)  # exact types: ReLU6 is a subclass of Hardtanh
-    if kind is nn.ReLU:
-        return "ReLU", {}
-    if kind is nn.ReLU6:
-        return "ReLU6", {}
-    if kind is nn.LeakyReLU:
-        return "LeakyReLU", {"negative_slope": module.negative_slope}
-    if kind is nn.ELU:
-        return "ELU", {"alpha": module.alpha}
-    if kind is nn.Tanh:
-        return "Tanh", {}
-    if kind is nn.Sigmoid:
-        return "Logistic", {}
-    if kind is nn.SiLU:
-        return "SiLU", {}
-    if kind is nn.GELU:
-        return "GELU", {"approximate": module.approximate}
-    if kind is nn.Softplus:
-        return "Softplus", {"beta": module.beta, "threshold": module.threshold}
-    if kind is nn.Hardtanh:
-        return "HardTanh", {"min_val": module.min_val, "max_val": module.max_val}
-    return None
+# module type -> (freegrad forward, attributes carried over as its params)
+CONVERTIBLE: dict[type, tuple[str, tuple[str, ...]]] = {
+    nn.ReLU: ("ReLU", ()),
+    nn.ReLU6: ("ReLU6", ()),
+    nn.LeakyReLU: ("LeakyReLU", ("negative_slope",)),
+    nn.ELU: ("ELU", ("alpha",)),
+    nn.Tanh: ("Tanh", ()),
+    nn.Sigmoid: ("Logistic", ()),
+    nn.SiLU: ("SiLU", ()),
+    nn.GELU: ("GELU", ("approximate",)),
+    nn.Softplus: ("Softplus", ("beta", "threshold")),
+    nn.Hardtanh: ("HardTanh", ("min_val", "max_val")),
+}
 
 
-CONVERTIBLE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.GELU,
-               nn.Softplus, nn.Hardtanh)
+def _equivalent(module: nn.Module) -> Activation | None:
+    """The freegrad activation with ``module``'s forward, if there is one."""
+    spec = CONVERTIBLE.get(type(module))  # exact types: ReLU6 subclasses Hardtanh
+    if spec is None:
+        return None
+    forward, attributes = spec
+    return Activation(forward, **{a: getattr(module, a) for a in attributes})
 
 
 def convert(model: nn.Module, *, inplace: bool = True) -> tuple[nn.Module, dict[str, nn.Module]]:
@@ -56,10 +50,9 @@ def convert(model: nn.Module, *, inplace: bool = True) -> tuple[nn.Module, dict[
     replaced = {}
     for parent_name, parent in list(model.named_modules()):
         for child_name, child in list(parent.named_children()):
-            spec = _spec(child)
-            if spec is None:
+            replacement = _equivalent(child)
+            if replacement is None:
                 continue
-            forward, params = spec
-            setattr(parent, child_name, Activation(forward, **params))
+            setattr(parent, child_name, replacement)
             replaced[f"{parent_name}.{child_name}" if parent_name else child_name] = child
     return model, replaced

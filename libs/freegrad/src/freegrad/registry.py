@@ -75,7 +75,15 @@ def _check_value_types(rule: str, params: Mapping[str, Any], defaults: Mapping[s
             raise ValueError(f"rule {rule!r}: parameter {key}={value!r} must be finite")
 
 
-class Rule:
+class _Callable:
+    """Rules and composites are called like the published rule functions."""
+
+    def __call__(self, ctx, grad_out: torch.Tensor, input: torch.Tensor | None, **params):
+        bound = self.bind(params)
+        return bound.backward(ctx, grad_out, bound.residual(input))
+
+
+class Rule(_Callable):
     """A named backward rule; call it as ``rule(ctx, grad_out, input, **params)``."""
 
     def __init__(
@@ -106,10 +114,6 @@ class Rule:
 
     def __repr__(self) -> str:
         return f"Rule({self.name!r})"
-
-    def __call__(self, ctx, grad_out: torch.Tensor, input: torch.Tensor | None, **params):
-        bound = self.bind(params)
-        return bound.backward(ctx, grad_out, bound.residual(input))
 
     def renamed(self, name: str) -> Rule:
         return Rule(
@@ -172,7 +176,7 @@ class BoundRule:
         return self.rule.fn(ctx, grad_out, residual[0], **self.params)
 
 
-class Composite:
+class Composite(_Callable):
     """Rules applied in series: the output of each is the grad_out of the next.
 
     Params given when the composite is used go to every part whose signature
@@ -191,10 +195,6 @@ class Composite:
 
     def __repr__(self) -> str:
         return f"Composite({self.name!r})"
-
-    def __call__(self, ctx, grad_out, input, **params):
-        bound = self.bind(params)
-        return bound.backward(ctx, grad_out, bound.residual(input))
 
     def renamed(self, name: str) -> Composite:
         return Composite(self.parts, name)
