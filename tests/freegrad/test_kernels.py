@@ -16,8 +16,8 @@ def test_apply_mask_equals_plain_product(dtype, numel):
 
 
 def test_large_rectangular_backward_matches_formula():
-    x = torch.randn(1024, 1024, requires_grad=True)  # above MIN_CHUNKED: the chunked path
-    g = torch.randn(1024, 1024)
+    x = torch.randn(1024, 1025, requires_grad=True)  # above MIN_CHUNKED, not a multiple of CHUNK
+    g = torch.randn(1024, 1025)
     with fg.use("rectangular", scope="activations"):
         fg.Activation("ReLU")(x).backward(g)
     assert torch.equal(x.grad, g * ((x >= -0.5) & (x <= 0.5)))

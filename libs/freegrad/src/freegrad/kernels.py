@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import torch
 
-CHUNK = 1 << 16  # elements: a 256 KiB float32 temporary stays in cache
-MIN_CHUNKED = 8 * CHUNK
+CHUNK = 1 << 18  # elements: a 1 MiB float32 temporary stays in L2; fewer Python steps
+MIN_CHUNKED = 4 * CHUNK
 
 
 def _chunkable(*tensors: torch.Tensor) -> bool:
