@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint repro pdf ui suc mlp lenet cnn bnn
+.PHONY: help install test lint repro pdf paper-tools ui suc mlp lenet cnn bnn
 
 help: ## list the targets
 	@echo "FreeGrad reproduction workbench"
@@ -33,7 +33,24 @@ test: install ## set up, then run all tests (library and pipeline)
 lint: install ## ruff over the monorepo code
 	$(VENV)/bin/ruff check experiments tests/pipeline
 
-repro: install ## set up, then run the whole DVC pipeline (`dvc repro`)
+# The paper stage needs pandoc and xelatex (Debian: pandoc, texlive-xetex).
+PAPER_TOOLS := pandoc xelatex
+PAPER_DEBS  := pandoc texlive-xetex
+PAPER_APT   := apt-get install -y --no-install-recommends $(PAPER_DEBS)
+
+paper-tools: ## install pandoc and xelatex with apt-get when missing (root only; else say how)
+	@missing=""; for t in $(PAPER_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing$$missing: apt-get update && $(PAPER_APT)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(PAPER_APT); \
+	else \
+		echo "note:$$missing not found; the paper stage needs them. Install with:" >&2; \
+		echo "  sudo apt-get install $(PAPER_DEBS)" >&2; \
+	fi
+
+repro: install paper-tools ## set up (and pandoc/xelatex as root), then the whole DVC pipeline
 	$(DVC) repro
 
 suc: install ## experiment 1: single-unit classifier on "Ones"
@@ -43,12 +60,14 @@ mlp lenet cnn bnn: install ## experiments 2-5 (MLP/DIGITS, LeNet-5/MNIST, jammin
 	@$(PY) -m experiments.params --check $@
 	$(DVC) repro train@$@
 
-pdf: install ## build the paper (stage `paper`)
-	@if $(DVC) stage list --name-only 2>/dev/null | grep -qx paper; then \
-		$(DVC) repro paper; \
-	else \
-		echo "error: paper stage not built yet (no 'paper' stage in dvc.yaml)" >&2; exit 1; \
+pdf: install ## build paper/paper.pdf (`dvc repro paper`: the paper and what it needs)
+	@missing=""; for t in $(PAPER_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "error:$$missing not found; the paper needs pandoc and xelatex. Install with:" >&2; \
+		echo "  sudo apt-get install $(PAPER_DEBS)" >&2; \
+		exit 1; \
 	fi
+	$(DVC) repro paper
 
 ui: install ## MLflow UI on the project's store (MLFLOW_TRACKING_URI overrides)
 	$(VENV)/bin/mlflow ui --backend-store-uri "$$($(PY) -m experiments.tracking --uri)" \

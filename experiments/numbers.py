@@ -1,0 +1,187 @@
+"""The ``numbers`` stage: every number the paper may quote, in one flat file.
+
+    python -m experiments.numbers
+
+Reads what the pipeline wrote and flattens it into dotted keys in
+``paper/generated/numbers.yaml``, which the paper build (``paper/build.py``)
+substitutes into ``paper/paper.md``.  Nothing here knows about particular
+experiments: a new ``reports/metrics/<exp>.json`` is picked up as it is.
+
+    metrics.<exp>.<config>.<metric>.<mean|std|reached>   reports/metrics/<exp>.json
+    runs.<exp>.{profile,title,dataset,n_configs,n_seeds,n_runs,epochs,lr,...}
+    runs.<exp>.configs.<config>.{forward,backward,provenance,n_runs,rule_params.<p>}
+                                                         reports/runs/<exp>.json
+    timings.<exp>.device, timings.<exp>.total_seconds, timings.<exp>.total_minutes,
+    timings.<exp>.<config>.mean_epoch_seconds.<mean|std|n>,
+    timings.<exp>.<config>.total_seconds                 reports/timings/<exp>.json
+    claims.<id>.<field>, claims.count, claims.verdicts.<verdict>
+                                                         reports/claims.json
+    totals.{n_experiments,n_runs,total_seconds,total_minutes}   all of the above
+    pipeline.profile, pipeline.experiments                params.yaml
+    pipeline.not_run.<exp>: configurations params.yaml declares that the profile
+                            did not run (the paper says so instead of a value)
+
+The file also maps each key prefix to the file it came from (``sources``), so a
+key the paper asks for and the pipeline did not write is reported with the file
+that should hold it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from experiments import io, paths
+from experiments import params as params_mod
+
+OUT = paths.ROOT / "paper" / "generated" / "numbers.yaml"
+CLAIMS = paths.REPORTS / "claims.json"
+
+
+def _rel(p: Path, root: Path) -> str:
+    return p.relative_to(root).as_posix()
+
+
+def _flatten(prefix: str, obj, out: dict) -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten(f"{prefix}.{k}", v, out)
+    elif isinstance(obj, (list, tuple)):
+        if all(not isinstance(v, (dict, list)) for v in obj):
+            out[prefix] = list(obj)
+            out[f"{prefix}.count"] = len(obj)
+        else:
+            for i, v in enumerate(obj):
+                _flatten(f"{prefix}.{i}", v, out)
+    else:
+        out[prefix] = obj
+
+
+def _load(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"error: {path}: not valid JSON ({err})") from err
+
+
+def _runs_numbers(exp: str, d: dict, out: dict) -> None:
+    p = f"runs.{exp}"
+    for key in ("profile", "title", "dataset", "stage"):
+        if key in d:
+            out[f"{p}.{key}"] = d[key]
+    settings = d.get("settings", {})
+    for k, v in settings.items():
+        if k == "seeds":
+            out[f"{p}.seeds"] = list(v)
+            out[f"{p}.n_seeds"] = len(v)
+        elif not isinstance(v, (dict, list)):
+            out[f"{p}.{k}"] = v
+        else:
+            _flatten(f"{p}.{k}", v, out)
+    if isinstance(d.get("data"), dict):
+        _flatten(f"{p}.data", d["data"], out)
+    configs = d.get("configs", {})
+    n_runs = 0
+    for cname, c in configs.items():
+        cp = f"{p}.configs.{cname}"
+        for key in ("forward", "backward", "provenance", "scope"):
+            if key in c:
+                out[f"{cp}.{key}"] = c[key]
+        if isinstance(c.get("rule_params"), dict):
+            _flatten(f"{cp}.rule_params", c["rule_params"], out)
+        runs = len(c.get("runs", {}))
+        out[f"{cp}.n_runs"] = runs
+        n_runs += runs
+    out[f"{p}.n_configs"] = len(configs)
+    out[f"{p}.n_runs"] = n_runs
+
+
+def _timings_numbers(exp: str, d: dict, out: dict) -> float:
+    p = f"timings.{exp}"
+    if "device" in d:
+        out[f"{p}.device"] = d["device"]
+    total = 0.0
+    for cname, c in d.get("configs", {}).items():
+        if isinstance(c.get("mean_epoch_seconds"), dict):
+            _flatten(f"{p}.{cname}.mean_epoch_seconds", c["mean_epoch_seconds"], out)
+        seconds = sum(sum(r.get("epoch_seconds", [])) for r in c.get("runs", {}).values())
+        out[f"{p}.{cname}.total_seconds"] = round(seconds, 3)
+        total += seconds
+    out[f"{p}.total_seconds"] = round(total, 3)
+    out[f"{p}.total_minutes"] = round(total / 60, 3)
+    return total
+
+
+def collect(root: Path = paths.ROOT, params: dict | None = None) -> dict:
+    """{"sources": {prefix: file}, "values": {dotted key: value}} from ``root``/reports."""
+    reports = root / "reports"
+    if params is None:
+        params = params_mod.load(root / "params.yaml", import_modules=False)
+    values: dict = {
+        "pipeline.profile": params["profile"],
+        "pipeline.experiments": list(params["experiments"]),
+        "pipeline.experiments.count": len(params["experiments"]),
+    }
+    sources: dict = {"pipeline": "params.yaml"}
+    declared = {name: list(spec.get("configs", {})) for name, spec in params["experiments"].items()}
+    n_runs, seconds, n_exp = 0, 0.0, 0
+    for kind in ("metrics", "runs", "timings"):
+        for path in sorted((reports / kind).glob("*.json")):
+            exp = path.stem
+            d = _load(path)
+            sources[f"{kind}.{exp}"] = _rel(path, root)
+            if kind == "metrics":
+                _flatten(f"metrics.{exp}", d, values)
+                n_exp += 1
+            elif kind == "runs":
+                _runs_numbers(exp, d, values)
+                n_runs += values[f"runs.{exp}.n_runs"]
+                # declared in params.yaml but not run in this profile (`select`)
+                ran = set(d.get("configs", {}))
+                values[f"pipeline.not_run.{exp}"] = [c for c in declared.get(exp, [])
+                                                     if c not in ran]
+            else:
+                seconds += _timings_numbers(exp, d, values)
+    claims_path = reports / "claims.json"
+    if claims_path.is_file():
+        claims = _load(claims_path)
+        sources["claims"] = _rel(claims_path, root)
+        verdicts: dict = {}
+        for c in claims:
+            for k, v in c.items():
+                if k != "id":
+                    _flatten(f"claims.{c['id']}.{k}", v, values)
+            verdict = str(c.get("verdict"))
+            verdicts[verdict] = verdicts.get(verdict, 0) + 1
+        values["claims.count"] = len(claims)
+        for v, n in sorted(verdicts.items()):
+            values[f"claims.verdicts.{v}"] = n
+    sources["totals"] = "reports/{metrics,runs,timings}/*.json"
+    values["totals.n_experiments"] = n_exp
+    values["totals.n_runs"] = n_runs
+    values["totals.total_seconds"] = round(seconds, 3)
+    values["totals.total_minutes"] = round(seconds / 60, 3)
+    return {"sources": sources, "values": dict(sorted(values.items()))}
+
+
+def dump(numbers: dict) -> str:
+    head = ("# Generated by the DVC stage `numbers` (python -m experiments.numbers); do not edit.\n"
+            "# Every number paper/paper.md quotes comes from here; see paper/build.py.\n")
+    return head + yaml.safe_dump(numbers, sort_keys=False, allow_unicode=True, width=1000)
+
+
+def main(argv=None) -> int:
+    numbers = collect()
+    if numbers["values"]["totals.n_experiments"] == 0:
+        print("error: no reports/metrics/*.json; run `dvc repro` first", file=sys.stderr)
+        return 1
+    io.write_text(OUT, dump(numbers))
+    print(f"numbers: wrote {len(numbers['values'])} values to {_rel(OUT, paths.ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
