@@ -10,6 +10,8 @@ Stage (``python -m experiments.data``) writes ``data/processed/<name>.pt``:
   The mirror itself is only read, never edited.
 * ``digits``: scikit-learn's DIGITS (ships with scikit-learn).
 * ``ones``: the synthetic "Ones" set, generated from ``data.ones.seed``.
+* ``ones_bnn``: "Ones" for the binary units, one set per input size in
+  ``data.ones_bnn.d`` (``{"sets": {d: {train_x, ...}}}``).
 
 Each file is a dict of tensors plus ``meta`` (plain values); images stay
 uint8.  Training code loads them whole into memory and batches by index.
@@ -133,6 +135,14 @@ def make_ones(d: int, n: int, tau: float, test_fraction: float, seed: int) -> di
     }
 
 
+def make_ones_sets(d: list[int], n: int, tau: float, test_fraction: float, seed: int) -> dict:
+    """One "Ones" set per input size (the binary units), each from ``seed``."""
+    sets = {str(di): make_ones(di, n, tau, test_fraction, seed) for di in d}
+    return {"sets": sets, "meta": {"name": "ones_bnn", "source": "generated", "d": list(d),
+                                   "n": n, "tau": tau, "test_fraction": test_fraction,
+                                   "seed": seed}}
+
+
 def prepare(params: dict, out_dir: Path = paths.PROCESSED, raw_root: Path = paths.RAW,
             only: tuple[str, ...] = params_mod.DATASETS) -> list[Path]:
     """Run the data stage; return the files written."""
@@ -147,12 +157,16 @@ def prepare(params: dict, out_dir: Path = paths.PROCESSED, raw_root: Path = path
             data = make_digits()
         elif name == "ones":
             data = make_ones(**params["data"]["ones"])
+        elif name == "ones_bnn":
+            data = make_ones_sets(**params["data"]["ones_bnn"])
         else:
             raise DataError(f"unknown dataset {name!r}; known: {', '.join(params_mod.DATASETS)}")
         out = Path(out_dir) / f"{name}.pt"
         with io.atomic_path(out) as tmp:
             torch.save(data, tmp)
         sizes = {k: tuple(v.shape) for k, v in data.items() if isinstance(v, torch.Tensor)}
+        if "sets" in data:
+            sizes = {f"d={k}": tuple(v["train_x"].shape) for k, v in data["sets"].items()}
         print(f"data: wrote {out.name} {sizes}", flush=True)
         written.append(out)
     return written

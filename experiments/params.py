@@ -23,11 +23,17 @@ import yaml
 from experiments import paths
 
 PROFILES = ("full", "quick", "smoke")
-DATASETS = ("ones", "digits", "mnist", "fashion_mnist")
+DATASETS = ("ones", "ones_bnn", "digits", "mnist", "fashion_mnist")
 OPTIMIZERS = ("sgd", "adam")
-TOP_KEYS = {"profile": str, "data": dict, "experiments": dict}
-DATA_KEYS = {"mirror": (str, type(None)), "ones": dict}
+TOP_KEYS = {"profile": str, "data": dict, "experiments": dict, "claims": dict}
+DATA_KEYS = {"mirror": (str, type(None)), "ones": dict, "ones_bnn": dict}
 ONES_KEYS = {"d": int, "n": int, "tau": float, "test_fraction": float, "seed": int}
+# "Ones" for the binary units: one set per input size d.
+ONES_BNN_KEYS = {**ONES_KEYS, "d": list}
+# How reports/claims.{md,json} judge a configuration against its baseline.
+CLAIMS_KEYS = {"metric": str, "tolerance": float, "k_std": float}
+# Gradient-direction diagnostics during training (freegrad.diagnostics).
+DIAGNOSTICS_KEYS = {"every": int, "seeds": list, "configs": list}
 EXPERIMENT_KEYS = {
     "title": str,
     "dataset": str,
@@ -42,6 +48,12 @@ EXPERIMENT_KEYS = {
     "model": dict,
     "configs": dict,
     "profiles": dict,
+    # run only these configurations (e.g. a smoke profile's subset)
+    "select": list,
+    # a deterministic subset: the first N training / test examples
+    "train_limit": int,
+    "test_limit": int,
+    "diagnostics": dict,
 }
 REQUIRED_EXPERIMENT_KEYS = ("dataset", "lr", "batch_size", "epochs", "seeds", "configs")
 CONFIG_KEYS = {
@@ -51,6 +63,9 @@ CONFIG_KEYS = {
     "rule_params": dict,
     "scope": str,
     "provenance": str,
+    # per-configuration overrides of the experiment's settings
+    "batch_size": int,
+    "lr": float,
 }
 REQUIRED_CONFIG_KEYS = ("forward", "backward", "provenance")
 
@@ -71,10 +86,12 @@ def _type_name(kind) -> str:
     return " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
 
 
-def _check_keys(where: str, mapping, schema: dict, required=()) -> None:
+def _check_keys(where: str, mapping, schema: dict, required=(), allow_unknown=False) -> None:
     if not isinstance(mapping, dict):
         raise ParamsError(f"{where}: expected a mapping, got {mapping!r}")
     for key, value in mapping.items():
+        if key not in schema and allow_unknown:
+            continue
         if key not in schema:
             raise ParamsError(
                 f"{where}.{key}: unknown key (value {value!r}); accepted keys: "
@@ -110,7 +127,9 @@ def _validate_experiment(name: str, spec: dict, module=None) -> None:
     if module is not None:
         schema.update(getattr(module, "EXTRA_KEYS", {}))
         config_schema.update(getattr(module, "EXTRA_CONFIG_KEYS", {}))
-    _check_keys(where, spec, schema, REQUIRED_EXPERIMENT_KEYS)
+    # Without the module (import_modules=False) its EXTRA_KEYS are unknown: let them pass.
+    lenient = module is None
+    _check_keys(where, spec, schema, REQUIRED_EXPERIMENT_KEYS, allow_unknown=lenient)
     _choice(f"{where}.dataset", spec["dataset"], DATASETS)
     _choice(f"{where}.optimizer", spec.get("optimizer", "sgd"), OPTIMIZERS)
     for key in ("lr", "batch_size", "epochs"):
@@ -124,11 +143,27 @@ def _validate_experiment(name: str, spec: dict, module=None) -> None:
     if not spec["configs"]:
         raise ParamsError(f"{where}.configs: at least one configuration is needed")
     for cname, cfg in spec["configs"].items():
-        _check_keys(f"{where}.configs.{cname}", cfg, config_schema, REQUIRED_CONFIG_KEYS)
+        _check_keys(f"{where}.configs.{cname}", cfg, config_schema, REQUIRED_CONFIG_KEYS,
+                    allow_unknown=lenient)
+        for key in ("batch_size", "lr"):
+            if key in cfg and cfg[key] <= 0:
+                raise ParamsError(f"{where}.configs.{cname}.{key}: must be positive, "
+                                  f"got {cfg[key]!r}")
+    for key in ("train_limit", "test_limit"):
+        if key in spec and spec[key] <= 0:
+            raise ParamsError(f"{where}.{key}: must be positive, got {spec[key]!r}")
+    if "diagnostics" in spec:
+        _check_keys(f"{where}.diagnostics", spec["diagnostics"], DIAGNOSTICS_KEYS, ("every",))
     for pname, overrides in spec.get("profiles", {}).items():
         _choice(f"{where}.profiles.{pname}", pname, PROFILES)
         override_schema = {k: v for k, v in schema.items() if k != "profiles"}
-        _check_keys(f"{where}.profiles.{pname}", overrides, override_schema)
+        _check_keys(f"{where}.profiles.{pname}", overrides, override_schema,
+                    allow_unknown=lenient)
+        for cname in overrides.get("select", []):
+            _choice(f"{where}.profiles.{pname}.select", cname,
+                    list(overrides.get("configs", spec["configs"])))
+    for cname in spec.get("select", []):
+        _choice(f"{where}.select", cname, list(spec["configs"]))
 
 
 def validate(params: dict, import_modules: bool = True) -> dict:
@@ -137,6 +172,11 @@ def validate(params: dict, import_modules: bool = True) -> dict:
     _choice("profile", params["profile"], PROFILES)
     _check_keys("data", params["data"], DATA_KEYS, ("ones",))
     _check_keys("data.ones", params["data"]["ones"], ONES_KEYS, tuple(ONES_KEYS))
+    if "ones_bnn" in params["data"]:
+        _check_keys("data.ones_bnn", params["data"]["ones_bnn"], ONES_BNN_KEYS,
+                    tuple(ONES_BNN_KEYS))
+    if "claims" in params:
+        _check_keys("claims", params["claims"], CLAIMS_KEYS, tuple(CLAIMS_KEYS))
     for name, spec in params["experiments"].items():
         module = experiment_module(name) if import_modules else None
         _validate_experiment(name, spec, module)
@@ -175,6 +215,8 @@ def resolve(params: dict, name: str, profile: str | None = None) -> dict:
     spec.setdefault("weight_decay", 0.0)
     spec.setdefault("target_accuracy", 0.9)
     spec.setdefault("model", {})
+    if "select" in spec:  # keep the order of `configs`
+        spec["configs"] = {k: v for k, v in spec["configs"].items() if k in spec["select"]}
     for cfg in spec["configs"].values():
         cfg.setdefault("forward_params", {})
         cfg.setdefault("rule_params", {})

@@ -20,6 +20,9 @@ METRICS = REPORTS / "metrics"  # <experiment>.json, DVC metrics: mean/std per co
 RUNS = REPORTS / "runs"  # <experiment>.json, settings, provenance and per-run metrics
 CURVES = REPORTS / "curves"  # <experiment>.csv, DVC plots (per-epoch curves)
 TIMINGS = REPORTS / "timings"  # <experiment>.json, wall times (machine dependent)
+DIAGNOSTICS = REPORTS / "diagnostics"  # <experiment>.csv, gradient-direction diagnostics
+CLAIMS_MD = REPORTS / "claims.md"  # the paper's claims judged from the metrics
+CLAIMS_JSON = REPORTS / "claims.json"
 TABLES = REPORTS / "tables"  # <experiment>.md / .tex
 FIGURES = REPORTS / "figures"  # <experiment>.png / .pdf
 

@@ -11,12 +11,19 @@ writes, atomically:
 * ``reports/runs/<name>.json`` - settings, provenance and per-run metrics.
   Both are deterministic: two CPU runs give byte-identical files (no times).
 * ``reports/curves/<name>.csv`` - per-epoch curves of every run (DVC plots).
-* ``reports/timings/<name>.json`` - wall time per epoch (machine dependent).
+* ``reports/timings/<name>.json`` - wall time per epoch and of the stage (machine dependent).
+* ``reports/diagnostics/<name>.csv`` - gradient-direction diagnostics (cosine, sign
+  agreement, norm ratio per parameter tensor against the true gradient) every few steps,
+  for the configurations and seeds ``diagnostics`` names; only a header when none.
 
 Each run is also an MLflow run (see ``experiments.tracking``).
 
 The loop is generic: the experiment module supplies ``prepare``,
-``build_model``, ``loss_fn`` and ``n_correct``.
+``build_model``, ``loss_fn`` and ``n_correct``, and optionally
+``config_data(data, cfg)`` when configurations train on different data (the
+binary units: one "Ones" set per input size).  A configuration may override
+``batch_size`` and ``lr``; ``train_limit`` / ``test_limit`` keep the first N
+examples (a deterministic subset, for the quick and smoke profiles).
 """
 
 from __future__ import annotations
@@ -24,8 +31,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import functools
 import io as _io
 import logging
+import math
 import os
 import statistics
 import sys
@@ -45,6 +54,8 @@ log = logging.getLogger("experiments.train")
 CURVE_FIELDS = ["config", "seed", "epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
 RUN_METRICS = ["final_test_acc", "best_test_acc", "final_train_loss", "final_test_loss",
                "epochs_to_target"]
+DIAG_FIELDS = ["config", "seed", "step", "parameter", "cosine", "sign_agreement",
+               "norm_ratio"]
 DIGITS = 6  # rounding of floats in the metrics file
 
 
@@ -76,12 +87,47 @@ def rule_context(cfg: dict, seed: int | None = None):
     return fg.use(cfg["backward"], **kwargs)
 
 
-def make_optimizer(spec: dict, model: torch.nn.Module) -> torch.optim.Optimizer:
+def setting(spec: dict, cfg: dict, key: str):
+    """A configuration's own ``batch_size`` / ``lr`` if it sets one, else the experiment's."""
+    return cfg.get(key, spec[key])
+
+
+def make_optimizer(spec: dict, model: torch.nn.Module, lr: float | None = None
+                   ) -> torch.optim.Optimizer:
+    lr = spec["lr"] if lr is None else lr
     if spec["optimizer"] == "adam":
-        return torch.optim.Adam(model.parameters(), lr=spec["lr"],
-                                weight_decay=spec["weight_decay"])
-    return torch.optim.SGD(model.parameters(), lr=spec["lr"], momentum=spec["momentum"],
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=spec["weight_decay"])
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=spec["momentum"],
                            weight_decay=spec["weight_decay"])
+
+
+def limit(data: dict, spec: dict) -> dict:
+    """The first ``train_limit`` / ``test_limit`` examples (all when unset)."""
+    out = dict(data)
+    for part in ("train", "test"):
+        n = spec.get(f"{part}_limit")
+        if n is not None and n < len(data[f"{part}_x"]):
+            out[f"{part}_x"], out[f"{part}_y"] = data[f"{part}_x"][:n], data[f"{part}_y"][:n]
+    out["meta"] = {**data["meta"], "train_n": len(out["train_x"]), "test_n": len(out["test_x"])}
+    return out
+
+
+def diagnosed(spec: dict, cfg: dict, cname: str, seed: int) -> bool:
+    """Whether ``diagnostics`` asks for gradient-direction measurements of this run."""
+    diag = spec.get("diagnostics")
+    if not diag or is_true_derivative(cfg):
+        return False
+    return (cname in diag.get("configs", [cname])
+            and seed in diag.get("seeds", spec["seeds"][:1]))
+
+
+def make_diagnostics(spec: dict, cfg: dict, seed: int, model, log=None):
+    """A ``freegrad.diagnostics.GradientDiagnostics`` comparing the rule with the truth."""
+    from freegrad.diagnostics import GradientDiagnostics
+
+    return GradientDiagnostics(model, cfg["backward"], dict(cfg["rule_params"]) or None,
+                               cfg.get("scope", "activations"),
+                               every=spec["diagnostics"]["every"], log=log, seed=seed)
 
 
 @torch.no_grad()
@@ -96,14 +142,20 @@ def evaluate(module, model, x, y, batch_size: int = 4096) -> tuple[float, float]
 
 
 def fit(module, spec: dict, cfg: dict, seed: int, data: dict, device, on_epoch=None,
-        progress=None) -> list[dict]:
-    """Train one (configuration, seed); return one row per epoch (epoch 0 = initial)."""
+        progress=None, diagnostics=None) -> list[dict]:
+    """Train one (configuration, seed); return one row per epoch (epoch 0 = initial).
+
+    ``diagnostics(model)``, if given, returns a ``GradientDiagnostics`` called before
+    every optimiser step with the batch loss; it is measured against the true derivative
+    (a ``d(<forward>)`` block inside the configuration's rule block)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)  # batch order, on CPU for every device
     model = module.build_model(spec, cfg, data["meta"]).to(device)
-    opt = make_optimizer(spec, model)
+    opt = make_optimizer(spec, model, setting(spec, cfg, "lr"))
     x, y = data["train_x"], data["train_y"]
-    n, bs = len(x), spec["batch_size"]
+    n, bs = len(x), setting(spec, cfg, "batch_size")
+    diag = diagnostics(model) if diagnostics is not None else None
+    step = 0
 
     train_loss, train_acc = evaluate(module, model, x, y)
     test_loss, test_acc = evaluate(module, model, data["test_x"], data["test_y"])
@@ -119,6 +171,9 @@ def fit(module, spec: dict, cfg: dict, seed: int, data: dict, device, on_epoch=N
             for i in range(0, n, bs):
                 idx = perm[i : i + bs]
                 xb, yb = x[idx], y[idx]
+                if diag is not None and step % diag.every == 0:
+                    _measure(diag, step, cfg, lambda xb=xb, yb=yb: module.loss_fn(model(xb), yb))
+                step += 1
                 out = model(xb)
                 loss = module.loss_fn(out, yb)
                 opt.zero_grad(set_to_none=True)
@@ -136,6 +191,20 @@ def fit(module, spec: dict, cfg: dict, seed: int, data: dict, device, on_epoch=N
             if progress is not None:
                 progress.update(1)
     return rows
+
+
+def _measure(diag, step: int, cfg: dict, closure) -> None:
+    import freegrad as fg
+
+    # Inside the run's rule block: the reference is the forward's true derivative.
+    with fg.use(f"d({cfg['forward']})", dict(cfg["forward_params"]) or None,
+                cfg.get("scope", "activations")):
+        diag(step, closure)
+
+
+def diagnostics_rows(cname: str, seed: int, history) -> list[dict]:
+    return [{"config": cname, "seed": seed, "step": step, "parameter": pname, **values}
+            for step, result in history for pname, values in result.items()]
 
 
 def run_metrics(rows: list[dict], target: float) -> dict:
@@ -176,9 +245,9 @@ def _round(d: dict) -> dict:
     return {k: round(v, DIGITS) if isinstance(v, float) else v for k, v in d.items()}
 
 
-def _curves_csv(rows: list[dict]) -> str:
+def _curves_csv(rows: list[dict], fields: list[str] = CURVE_FIELDS) -> str:
     buf = _io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CURVE_FIELDS, extrasaction="ignore",
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore",
                             lineterminator="\n")
     writer.writeheader()
     for r in rows:
@@ -204,7 +273,10 @@ def run_experiment(name: str, params: dict | None = None, root: Path | None = No
     module = params_mod.experiment_module(name)
     configure_determinism()
     device = pick_device()
+    t_stage = time.perf_counter()
     data = module.prepare(data_mod.load(spec["dataset"]), device)
+    if not hasattr(module, "config_data"):
+        data = limit(data, spec)
     import freegrad as fg
 
     tags = {"git_commit": tracking.git_commit(), "dvc_stage": f"train@{name}",
@@ -216,20 +288,27 @@ def run_experiment(name: str, params: dict | None = None, root: Path | None = No
 
     details = {"experiment": name, "stage": f"train@{name}", "profile": profile,
                "title": spec["title"], "dataset": spec["dataset"],
-               "settings": {k: spec[k] for k in ("optimizer", "lr", "batch_size", "epochs",
-                                                 "seeds", "target_accuracy")},
+               "settings": {k: spec[k] for k in ("optimizer", "lr", "momentum", "batch_size",
+                                                 "epochs", "seeds", "target_accuracy")
+                            } | {k: spec[k] for k in ("train_limit", "test_limit")
+                                 if k in spec},
                "data": data["meta"], "configs": {}}
     timings = {"experiment": name, "device": device.type, "configs": {}}
     curves: list[dict] = []
+    diag_rows: list[dict] = []
     with tqdm(total=n_runs * spec["epochs"], disable=not show_bar, desc=name,
               unit="epoch") as bar, tempfile.TemporaryDirectory() as tmp:
         for cname, cfg in spec["configs"].items():
             runs, times = {}, {}
+            cdata = (limit(module.config_data(data, cfg), spec)
+                     if hasattr(module, "config_data") else data)
+            overrides = {"batch_size": setting(spec, cfg, "batch_size"),
+                         "lr": setting(spec, cfg, "lr")}
             for seed in spec["seeds"]:
                 run_params = {"experiment": name, "config": cname, "seed": seed,
                               "profile": profile, **{k: v for k, v in spec.items()
                                                      if k not in ("configs", "title")},
-                              "rule": cfg, "data": data["meta"]}
+                              **overrides, "rule": cfg, "data": cdata["meta"]}
                 with tracking.start(name, f"{cname}-seed{seed}", run_params,
                                     {**tags, "config": cname, "seed": seed}) as mlrun:
 
@@ -243,7 +322,23 @@ def run_experiment(name: str, params: dict | None = None, root: Path | None = No
                             "test_loss": row["test_loss"], "test_acc": row["test_acc"],
                             "epoch_seconds": row["seconds"]})
 
-                    rows = fit(module, spec, cfg, seed, data, device, on_epoch, bar)
+                    def diag_log(metrics, step, mlrun=mlrun):
+                        mlrun.log_epoch(step, {f"diag/{k}": v for k, v in metrics.items()
+                                               if math.isfinite(v)})
+
+                    diag_fn = (functools.partial(make_diagnostics, spec, cfg, seed,
+                                                 log=diag_log)
+                               if diagnosed(spec, cfg, cname, seed) else None)
+                    holder = {}
+
+                    def diagnostics(model, diag_fn=diag_fn, holder=holder):
+                        holder["diag"] = diag_fn(model)
+                        return holder["diag"]
+
+                    rows = fit(module, spec, cfg, seed, cdata, device, on_epoch, bar,
+                               diagnostics if diag_fn is not None else None)
+                    if "diag" in holder:
+                        diag_rows += diagnostics_rows(cname, seed, holder["diag"].history)
                     m = _round(run_metrics(rows, spec["target_accuracy"]))
                     epoch_s = [r["seconds"] for r in rows[1:]]
                     runs[f"seed_{seed}"] = m
@@ -261,6 +356,8 @@ def run_experiment(name: str, params: dict | None = None, root: Path | None = No
             details["configs"][cname] = {
                 "forward": cfg["forward"], "backward": cfg["backward"],
                 "rule_params": cfg["rule_params"], "provenance": cfg["provenance"],
+                **overrides,
+                **{k: cfg[k] for k in getattr(module, "EXTRA_CONFIG_KEYS", {}) if k in cfg},
                 "summary": {k: summarize([r[k] for r in runs.values()]) for k in RUN_METRICS},
                 "runs": runs,
             }
@@ -276,6 +373,10 @@ def run_experiment(name: str, params: dict | None = None, root: Path | None = No
     io.write_json(root / paths.RUNS.relative_to(paths.ROOT) / f"{name}.json", details)
     io.write_text(root / paths.CURVES.relative_to(paths.ROOT) / f"{name}.csv",
                   _curves_csv(curves))
+    io.write_text(root / paths.DIAGNOSTICS.relative_to(paths.ROOT) / f"{name}.csv",
+                  _curves_csv(diag_rows, DIAG_FIELDS))
+    timings["stage_seconds"] = round(time.perf_counter() - t_stage, 3)
+    timings["torch_threads"] = torch.get_num_threads()
     io.write_json(root / paths.TIMINGS.relative_to(paths.ROOT) / f"{name}.json", timings)
     return details
 
