@@ -111,8 +111,9 @@ def judge(metrics: dict, runs: dict, settings: dict) -> list[dict]:
             b, c = metrics[exp][p["baseline"]][metric], metrics[exp][p["config"]][metric]
             if b["mean"] is None or c["mean"] is None:
                 continue
-            diff = c["mean"] - b["mean"]
-            spread = math.hypot(b["std"] or 0.0, c["std"] or 0.0)
+            # rounded as the metrics are, so a diff of exactly -tolerance counts as within it
+            diff = round(c["mean"] - b["mean"], DIGITS)
+            spread = round(math.hypot(b["std"] or 0.0, c["std"] or 0.0), DIGITS)
             exp_rows.append({
                 "id": p["id"], "claim": CLAIMS[p["claim_id"]], "experiment": exp,
                 "baseline": p["baseline"], "config": p["config"], "metric": metric,
@@ -154,7 +155,7 @@ def _bnn_aggregates(rows: list[dict], tol: float, k: float) -> list[dict]:
         def rms(key, group=group):
             return math.sqrt(sum((r[key] or 0.0) ** 2 for r in group) / len(group))
 
-        diff, spread = mean("diff_mean"), rms("diff_std")
+        diff, spread = round(mean("diff_mean"), DIGITS), round(rms("diff_std"), DIGITS)
         ds = [r["d"] for r in group]
         out.append({**group[0], "id": f"bnn_{rule}", "baseline": "logistic_d*",
                     "config": f"{rule}_d*", "baseline_mean": _r(mean("baseline_mean")),

@@ -56,11 +56,89 @@ def test_invalid_params_name_key_and_value(params, edit, words):
 
 
 def test_unknown_experiment_is_a_clear_error(params):
-    with pytest.raises(P.ParamsError, match="'lenet' is not defined in params.yaml"):
-        P.resolve(params, "lenet")
+    with pytest.raises(P.ParamsError, match="'nosuch' is not defined in params.yaml"):
+        P.resolve(params, "nosuch")
 
 
 def test_params_cli_check(capsys):
-    assert P.main(["--check", "suc"]) == 0
-    assert P.main(["--check", "bnn"]) == 2
-    assert "bnn" in capsys.readouterr().err
+    for name in ("suc", "mlp", "mlp_sweep", "lenet", "cnn", "cnn_fashion", "bnn"):
+        assert P.main(["--check", name]) == 0
+    assert P.main(["--check", "nosuch"]) == 2
+    assert "nosuch" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (lambda p: p["experiments"]["lenet"]["profiles"]["smoke"].update(select=["nope"]),
+         ["experiments.lenet.profiles.smoke.select", "'nope'", "standard"]),
+        (lambda p: p["experiments"]["cnn"]["configs"]["relu_true"].update(batch_size=0),
+         ["experiments.cnn.configs.relu_true.batch_size", "positive"]),
+        (lambda p: p["experiments"]["lenet"].update(train_limit=-1),
+         ["experiments.lenet.train_limit", "positive"]),
+        (lambda p: p["experiments"]["lenet"]["diagnostics"].update(often=3),
+         ["experiments.lenet.diagnostics.often", "accepted keys"]),
+        (lambda p: p["experiments"]["bnn"]["configs"]["logistic_d8"].update(dd=8),
+         ["experiments.bnn.configs.logistic_d8.dd", "accepted keys", "d,"]),
+        (lambda p: p["claims"].update(tol=0.1), ["claims.tol", "accepted keys"]),
+    ],
+)
+def test_invalid_new_keys(params, edit, words):
+    bad = copy.deepcopy(params)
+    edit(bad)
+    with pytest.raises(P.ParamsError) as err:
+        P.validate(bad)
+    for w in words:
+        assert w in str(err.value)
+
+
+EXPECTED_CONFIGS = {
+    "mlp": {"standard", "constant"},
+    "mlp_sweep": {f"bs{b}_lr{lr}_{r}" for b in (16, 32, 64, 128) for lr in (0.01, 0.05, 0.1)
+                  for r in ("standard", "constant")},
+    "lenet": {"standard", "constant", "rectangular", "triangular", "noise_0.01", "noise_0.1"},
+    "cnn": {f"{f}_{r}" for f in ("relu", "linear", "logistic")
+            for r in ("true", "full_jam", "positive_jam", "rectangular_jam")}
+           | {"relu_full_jam_bs32", "relu_full_jam_bs128", "relu_full_jam_bs256"},
+    "cnn_fashion": {f"{f}_{r}" for f in ("relu", "linear", "logistic")
+                    for r in ("true", "full_jam", "positive_jam", "rectangular_jam")},
+    "bnn": {f"{r}_d{d}" for r in ("step_constant", "step_rectangular", "logistic")
+            for d in (8, 16, 32, 64, 128)},
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_CONFIGS))
+def test_full_profile_is_the_papers(params, name):
+    full = P.resolve(params, name, "full")
+    assert set(full["configs"]) == EXPECTED_CONFIGS[name]
+    assert len(full["seeds"]) >= (3 if name in ("lenet", "cnn", "cnn_fashion") else 5)
+    assert "train_limit" not in full and "select" not in full
+    for cfg in full["configs"].values():
+        assert cfg["provenance"]
+    quick, smoke = P.resolve(params, name, "quick"), P.resolve(params, name, "smoke")
+    assert smoke["epochs"] <= quick["epochs"] <= full["epochs"]
+    assert 1 <= len(smoke["seeds"]) <= 2 and smoke["configs"]
+
+
+def test_settings_of_the_issue(params):
+    mlp, lenet = P.resolve(params, "mlp", "full"), P.resolve(params, "lenet", "full")
+    assert (mlp["batch_size"], mlp["lr"], mlp["epochs"]) == (64, 0.05, 100)
+    assert (lenet["batch_size"], lenet["lr"], lenet["momentum"], lenet["epochs"]) == (
+        256, 0.01, 0.9, 30)
+    assert lenet["configs"]["noise_0.01"]["rule_params"] == {"sigma": 0.01}
+    cnn = P.resolve(params, "cnn", "full")
+    assert (cnn["batch_size"], cnn["lr"], cnn["epochs"], cnn["dataset"]) == (64, 0.01, 20, "mnist")
+    assert cnn["configs"]["relu_full_jam_bs256"]["batch_size"] == 256
+    assert cnn["configs"]["linear_rectangular_jam"]["rule_params"] == {"a": -5.0, "b": 5.0}
+    assert P.resolve(params, "cnn_fashion", "full")["dataset"] == "fashion_mnist"
+    bnn = P.resolve(params, "bnn", "full")
+    assert (bnn["batch_size"], bnn["lr"], bnn["epochs"]) == (64, 0.1, 20)
+    assert params["data"]["ones_bnn"] | {} == {"d": [8, 16, 32, 64, 128], "n": 4096, "tau": 0.5,
+                                               "test_fraction": 0.2, "seed": 0}
+    sweep = P.resolve(params, "mlp_sweep", "full")["configs"]["bs16_lr0.05_constant"]
+    assert (sweep["batch_size"], sweep["lr"], sweep["backward"]) == (16, 0.05, "d(Linear)")
+
+
+def test_select_keeps_order_and_only_named(params):
+    smoke = P.resolve(params, "lenet", "smoke")
+    assert list(smoke["configs"]) == ["standard", "constant", "rectangular", "noise_0.1"]

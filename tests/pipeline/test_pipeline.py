@@ -15,6 +15,9 @@ from experiments import paths
 pytestmark = pytest.mark.slow
 
 EXCLUDE = ("dvc.lock", "reports/", "data/", "mlruns")
+EXPERIMENTS = ("suc", "mlp", "mlp_sweep", "lenet", "cnn", "cnn_fashion", "bnn")
+DIAGNOSED = ("lenet", "cnn", "cnn_fashion")
+STAGES = ("data", *(f"train@{e}" for e in EXPERIMENTS), "report", "claims", "figures")
 
 
 def _sh(args, cwd, env, timeout=600, check=True):
@@ -65,7 +68,7 @@ def workspace(tmp_path_factory, mirror, venv_bin):
 
 def test_smoke_repro_runs_every_stage(workspace):
     out = workspace["first"].stdout
-    for stage in ("data", "train@suc", "report", "figures"):
+    for stage in STAGES:
         assert f"Running stage '{stage}'" in out, out
     assert "profile: smoke" in (workspace["repo"] / "params.yaml").read_text()
 
@@ -100,6 +103,80 @@ def test_outputs(workspace):
     assert (repo / "reports/figures/suc.pdf").read_bytes().startswith(b"%PDF")
 
 
+def _smoke(name):
+    from experiments import params as P
+
+    return P.resolve(P.load(), name, "smoke")
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_in_smoke(workspace, name):
+    repo = workspace["repo"]
+    spec = _smoke(name)
+    metrics = json.loads((repo / f"reports/metrics/{name}.json").read_text())
+    assert list(metrics) == list(spec["configs"])
+    details = json.loads((repo / f"reports/runs/{name}.json").read_text())
+    assert details["profile"] == "smoke" and details["stage"] == f"train@{name}"
+    for cname, m in metrics.items():
+        assert 0.0 <= m["final_test_acc"]["mean"] <= 1.0
+        assert details["configs"][cname]["provenance"]
+        assert len(details["configs"][cname]["runs"]) == len(spec["seeds"])
+    with open(repo / f"reports/curves/{name}.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(spec["configs"]) * len(spec["seeds"]) * (spec["epochs"] + 1)
+    with open(repo / f"reports/diagnostics/{name}.csv") as f:
+        diag = list(csv.DictReader(f))
+    if name in DIAGNOSED:
+        assert diag and {r["config"] for r in diag} <= set(spec["diagnostics"]["configs"])
+        assert {"step", "parameter", "cosine", "sign_agreement", "norm_ratio"} <= set(diag[0])
+        assert all(-1.0 <= float(r["cosine"]) <= 1.0 for r in diag)
+        assert (repo / f"reports/figures/{name}_cosine.png").read_bytes().startswith(b"\x89PNG")
+    else:
+        assert diag == []
+    md = (repo / f"reports/tables/{name}.md").read_text()
+    assert all(f"| {c} |" in md for c in metrics) and "paper" in md and "±" in md
+    assert r"\begin{tabular}" in (repo / f"reports/tables/{name}.tex").read_text()
+    with open(repo / f"reports/tables/{name}.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [r["config"] for r in table] == list(metrics) and all(r["provenance"] for r in table)
+    assert float(table[0]["final_test_acc_mean"]) == next(iter(metrics.values()))[
+        "final_test_acc"]["mean"]
+    assert (repo / f"reports/figures/{name}.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_summary_figures(workspace):
+    figs = workspace["repo"] / "reports/figures"
+    for stem in ("activations", "bnn_accuracy_vs_d", "cnn_jamming", "cnn_fashion_jamming"):
+        assert (figs / f"{stem}.png").read_bytes().startswith(b"\x89PNG"), stem
+        assert (figs / f"{stem}.pdf").read_bytes().startswith(b"%PDF"), stem
+
+
+def test_claims_come_from_the_metrics_files(workspace):
+    from experiments import claims
+
+    repo = workspace["repo"]
+    rows = json.loads((repo / "reports/claims.json").read_text())
+    metrics, runs = claims.load_reports(repo / "reports/metrics", repo / "reports/runs")
+    import yaml
+
+    settings = yaml.safe_load((repo / "params.yaml").read_text())["claims"]
+    assert rows == json.loads(json.dumps(claims.judge(
+        {e: metrics[e] for e in EXPERIMENTS}, runs, settings)))
+    by_id = {r["id"]: r for r in rows}
+    for rid in ("suc_constant", "mlp_constant", "lenet_constant", "lenet_rectangular",
+                "lenet_noise_0.1", "cnn_relu_full_jam", "cnn_logistic_rectangular_jam",
+                "cnn_fashion_relu_full_jam", "bnn_step_constant", "bnn_step_rectangular_d8",
+                "claim_constant", "claim_jamming", "claim_step"):
+        assert rid in by_id, rid
+    r = by_id["lenet_constant"]
+    m = metrics["lenet"]
+    assert r["baseline_mean"] == m["standard"]["final_test_acc"]["mean"]
+    assert r["config_mean"] == m["constant"]["final_test_acc"]["mean"]
+    assert r["verdict"] in ("supported", "not supported", "inconclusive")
+    md = (repo / "reports/claims.md").read_text()
+    assert "`claim_constant`" in md and "tolerance" in md
+
+
 def test_mlflow_runs(workspace):
     import mlflow
 
@@ -121,6 +198,18 @@ def test_mlflow_runs(workspace):
         assert {"train_loss", "train_acc", "test_loss", "epoch_seconds"} <= set(r.data.metrics)
         assert {a.path for a in client.list_artifacts(r.info.run_id)} == {
             "metrics.json", "curves.csv"}
+    for name in EXPERIMENTS:
+        spec = _smoke(name)
+        runs = client.search_runs([client.get_experiment_by_name(name).experiment_id])
+        assert sorted(r.info.run_name for r in runs) == sorted(
+            f"{c}-seed{s}" for c in spec["configs"] for s in spec["seeds"])
+        assert all(r.info.status == "FINISHED" for r in runs)
+        assert all(r.data.tags["dvc_stage"] == f"train@{name}" for r in runs)
+    cnn = {r.info.run_name: r for r in client.search_runs(
+        [client.get_experiment_by_name("cnn").experiment_id])}
+    assert cnn["relu_full_jam_bs128-seed0"].data.params["batch_size"] == "128"
+    diag = [k for k in cnn["relu_full_jam-seed0"].data.metrics if k.startswith("diag/cosine/")]
+    assert "diag/cosine/all" in diag and len(diag) == 11  # 10 parameter tensors + all
 
 
 def test_rerun_with_nothing_changed_runs_nothing(workspace):
@@ -133,16 +222,19 @@ def test_rerun_with_nothing_changed_runs_nothing(workspace):
 
 def test_rerunning_training_gives_identical_metrics(workspace):
     repo, env = workspace["repo"], workspace["env"]
-    files = ["reports/metrics/suc.json", "reports/runs/suc.json", "reports/curves/suc.csv"]
+    # suc, and cnn: stochastic rules (full jamming) and gradient diagnostics.
+    files = [f"reports/{kind}/{name}.{ext}" for name in ("suc", "cnn")
+             for kind, ext in (("metrics", "json"), ("runs", "json"), ("curves", "csv"),
+                               ("diagnostics", "csv"))]
     before = {f: (repo / f).read_bytes() for f in files}
-    out = _sh(["dvc", "repro", "--force", "--single-item", "train@suc"], repo, env).stdout
-    assert "Running stage 'train@suc'" in out
+    for stage in ("train@suc", "train@cnn"):
+        out = _sh(["dvc", "repro", "--force", "--single-item", stage], repo, env).stdout
+        assert f"Running stage '{stage}'" in out
     assert {f: (repo / f).read_bytes() for f in files} == before
 
 
 def _ran(out):
-    return {s for s in ("data", "train@suc", "report", "figures")
-            if f"Running stage '{s}'" in out}
+    return {s for s in STAGES if f"Running stage '{s}'" in out}
 
 
 def test_edits_rerun_exactly_what_they_affect(workspace):
@@ -152,6 +244,10 @@ def test_edits_rerun_exactly_what_they_affect(workspace):
     fig.write_text(fig.read_text().replace("alpha=0.2", "alpha=0.25"))
     assert _ran(_sh(["dvc", "repro"], repo, env).stdout) == {"figures"}
     params = repo / "params.yaml"
-    params.write_text(params.read_text().replace("target_accuracy: 0.95", "target_accuracy: 0.9"))
-    # Retrains; the curves come out identical, so the figures are not redrawn.
-    assert _ran(_sh(["dvc", "repro"], repo, env).stdout) == {"train@suc", "report"}
+    text = params.read_text()
+    old = 'target_accuracy: 0.95   # "epochs to reach"'
+    assert text.count(old) == 1
+    params.write_text(text.replace(old, 'target_accuracy: 0.9   # "epochs to reach"'))
+    # Retrains suc only; the curves come out identical, so the figures are not redrawn;
+    # the metrics (epochs to target) change, so the claims are recomputed.
+    assert _ran(_sh(["dvc", "repro"], repo, env).stdout) == {"train@suc", "report", "claims"}
