@@ -14,8 +14,9 @@ experiments: a new ``reports/metrics/<exp>.json`` is picked up as it is.
     timings.<exp>.device, timings.<exp>.total_seconds, timings.<exp>.total_minutes,
     timings.<exp>.<config>.mean_epoch_seconds.<mean|std|n>,
     timings.<exp>.<config>.total_seconds                 reports/timings/<exp>.json
-    claims.<id>.<field>, claims.count, claims.verdicts.<verdict>
-                                                         reports/claims.json
+    claims.<id>.<field>, claims.count (compared pairs), claims.summaries,
+    claims.verdicts.<verdict> (pairs per verdict, spaces as _)   reports/claims.json
+    params.claims.<key>                                   params.yaml (the verdict rule)
     totals.{n_experiments,n_runs,total_seconds,total_minutes}   all of the above
     pipeline.profile, pipeline.experiments                params.yaml
     pipeline.not_run.<exp>: configurations params.yaml declares that the profile
@@ -154,11 +155,16 @@ def collect(root: Path = paths.ROOT, params: dict | None = None) -> dict:
             for k, v in c.items():
                 if k != "id":
                     _flatten(f"claims.{c['id']}.{k}", v, values)
-            verdict = str(c.get("verdict"))
-            verdicts[verdict] = verdicts.get(verdict, 0) + 1
-        values["claims.count"] = len(claims)
-        for v, n in sorted(verdicts.items()):
-            values[f"claims.verdicts.{v}"] = n
+            if c.get("kind", "row") == "row":
+                verdict = str(c.get("verdict"))
+                verdicts[verdict] = verdicts.get(verdict, 0) + 1
+        values["claims.count"] = sum(verdicts.values())
+        values["claims.summaries"] = sum(c.get("kind") == "summary" for c in claims)
+        for v in ("supported", "not supported", "inconclusive", *sorted(verdicts)):
+            values[f"claims.verdicts.{v.replace(' ', '_')}"] = verdicts.get(v, 0)
+    if isinstance(params.get("claims"), dict):
+        _flatten("params.claims", params["claims"], values)
+        sources["params"] = "params.yaml"
     sources["totals"] = "reports/{metrics,runs,timings}/*.json"
     values["totals.n_experiments"] = n_exp
     values["totals.n_runs"] = n_runs

@@ -10,7 +10,8 @@ before pandoc (with paper/template.tex, --citeproc, paper/paper.bib) and xelatex
 
 ``{{key}}`` / ``{{key | format}}``
     a value of paper/generated/numbers.yaml (the DVC stage ``numbers``).  Formats:
-    ``pct[:d]`` (0.9975 -> 99.75%, d decimals, default 1), ``pp[:d]`` (signed
+    ``pct[:d]`` (0.9975 -> 99.75%, d decimals, default 1), ``pts[:d]`` (0.01 -> 1:
+    a fraction in points, default 0 decimals), ``pp[:d]`` (signed
     difference in percentage points: +0.05), ``pm_pct[:d]`` (key of a {mean,std}
     pair without .mean: 99.75 ± 0.11%), ``pm[:d]``, ``f[:d]`` (fixed decimals,
     default 2), ``int``, ``list``, ``code`` (verbatim).  An unknown key stops the
@@ -125,6 +126,8 @@ def format_value(key: str, fmt: str | None, values: dict) -> str:
         return str(value)
     if name == "pct":
         return f"{value * 100:.{_digits(arg, 1)}f}%"
+    if name == "pts":
+        return f"{value * 100:.{_digits(arg, 0)}f}"
     if name == "pp":
         return f"{value * 100:+.{_digits(arg, 2)}f}"
     if name == "f":
@@ -135,7 +138,7 @@ def format_value(key: str, fmt: str | None, values: dict) -> str:
         return ", ".join(map(str, value))
     if name == "code":
         return f"`{value}`"
-    raise KeyError(f"unknown format {fmt!r} (pct, pp, pm, pm_pct, f, int, list, code)")
+    raise KeyError(f"unknown format {fmt!r} (pct, pts, pp, pm, pm_pct, f, int, list, code)")
 
 
 def _needed_keys(key: str, fmt: str | None) -> list[str]:
@@ -299,20 +302,81 @@ def render_table(root: Path, rel: str, opts: str, where: str) -> str:
         heads.append(r"\begin{tabular}[b]{@{}" + ("l" if c == cols[0] else "c") + "@{}}"
                      + r"\\".join(r"\textbf{" + _tex(x) + "}" for x in lines)
                      + r"\end{tabular}")
-    spec = r"@{\extracolsep{\fill}}l" + "c" * (len(cols) - 1) + "@{}"
+    spec = r"@{}l" + "c" * (len(cols) - 1) + "@{}"
     label = options.get("label", f"tab:{Path(rel).stem}")
     lead = options.get("caption", "")
     body = [r"\begin{table}[htbp]", r"\gentablesize", r"\centering",
             r"\caption{" + _tex(" ".join(filter(None, (lead, caption)))) + "}",
             r"\label{" + label + "}",
-            r"\begin{adjustbox}{max width=\linewidth}",
-            r"\begin{tabular*}{\linewidth}{" + spec + "}", r"\toprule",
+            r"\begin{fitwidth}",
+            r"\begin{tabular}{" + spec + "}", r"\toprule",
             " & ".join(heads) + r" \\", r"\midrule"]
     for r in rows:
         body.append(" & ".join(_tex(r[c]).replace(" ", "~") if c != cols[0] else _tex(r[c])
                                for c in cols) + r" \\")
-    body += [r"\bottomrule", r"\end{tabular*}", r"\end{adjustbox}", r"\end{table}"]
+    body += [r"\bottomrule", r"\end{tabular}", r"\end{fitwidth}", r"\end{table}"]
     return "```{=latex}\n" + "\n".join(body) + "\n```"
+
+
+CLAIMS_DIRECTIVE = re.compile(r"^\{\{\s*claims:\s*([^|}]+?)\s*\}\}\s*$")
+
+
+def _pct(v, signed=False) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v * 100:+.2f}" if signed else f"{v * 100:.2f}"
+
+
+def render_claims(root: Path, rel: str, where: str) -> str:
+    """The claims stage's verdicts: a summary per claim, then every compared pair."""
+    import json
+
+    path = _require(root, rel, where, "the verdicts of the `claims` stage")
+    items = json.loads(path.read_text(encoding="utf-8"))
+    summaries = [c for c in items if c.get("kind") == "summary"]
+    rows = [c for c in items if c.get("kind") != "summary"]
+    pm = r"\,\ensuremath{\pm}\,"
+    out = [r"\begin{table}[htbp]", r"\gentablesize", r"\centering",
+           r"\caption{The study's claims and the verdicts of the \texttt{claims} stage "
+           r"(generated from " + _tex(rel) + r"). Rows: compared pairs; S / N / I: supported, "
+           r"not supported, inconclusive.}", r"\label{tab:claims}",
+           r"\begin{tabularx}{\linewidth}{@{}>{\raggedright\arraybackslash}X l c c c l@{}}",
+           r"\toprule", r"\textbf{Claim} & \textbf{Experiments} & \textbf{Rows} & "
+           r"\textbf{S / N / I} & \textbf{Mean diff. (pts)} & \textbf{Verdict} \\", r"\midrule"]
+    for c in summaries:
+        n = c.get("counts", {})
+        counts = " / ".join(str(n.get(k, 0)) for k in ("supported", "not supported",
+                                                        "inconclusive"))
+        out.append(f"{_tex(c['claim'])} & {_tex(c['experiment'])} & {c.get('rows', '')} & "
+                   f"{counts} & {_pct(c.get('diff_mean'), True)} & "
+                   rf"\textbf{{{_tex(c['verdict'])}}} \\")
+    out += [r"\bottomrule", r"\end{tabularx}", r"\end{table}", ""]
+    out += [r"{\gentablesize", r"\setlength{\LTpre}{4pt}\setlength{\LTpost}{4pt}",
+            r"\begin{longtable}{@{}l l l c c c c l@{}}",
+            r"\caption{Every compared pair: final test accuracy (\%, mean" + pm + r"std over "
+            r"seeds) of the true-derivative baseline and of the configuration, and their "
+            r"difference in points.}\label{tab:claim_rows}\\", r"\toprule",
+            r"\textbf{Row} & \textbf{Baseline} & \textbf{Configuration} & \textbf{Baseline} & "
+            r"\textbf{Config.} & \textbf{Diff.} & \textbf{Seeds} & \textbf{Verdict} \\",
+            r"\midrule", r"\endfirsthead", r"\toprule",
+            r"\textbf{Row} & \textbf{Baseline} & \textbf{Configuration} & \textbf{Baseline} & "
+            r"\textbf{Config.} & \textbf{Diff.} & \textbf{Seeds} & \textbf{Verdict} \\",
+            r"\midrule", r"\endhead", r"\bottomrule", r"\endfoot"]
+    last = None
+    for c in rows:
+        if c.get("claim_id") != last:
+            last = c.get("claim_id")
+            if out[-1] != r"\endfoot":
+                out.append(r"\addlinespace")
+            out.append(r"\multicolumn{8}{@{}l}{\textit{" + _tex(c.get("claim_id", "")) + "}} \\\\")
+        out.append(" & ".join([
+            r"\texttt{" + _tex(c["id"]) + "}", _tex(c["baseline"]), _tex(c["config"]),
+            _pct(c["baseline_mean"]) + pm + _pct(c["baseline_std"]),
+            _pct(c["config_mean"]) + pm + _pct(c["config_std"]),
+            _pct(c["diff_mean"], True) + pm + _pct(c["diff_std"]),
+            str(c.get("n_seeds", "")), _tex(c["verdict"])]) + r" \\")
+    out += [r"\end{longtable}}"]
+    return "```{=latex}\n" + "\n".join(out) + "\n```"
 
 
 def expand(root: Path, numbers: dict, check: bool = True) -> tuple[str, list[str]]:
@@ -325,6 +389,13 @@ def expand(root: Path, numbers: dict, check: bool = True) -> tuple[str, list[str
     inputs: list[str] = []
     out = []
     for lineno, line in enumerate(text.split("\n"), 1):
+        m = CLAIMS_DIRECTIVE.match(line)
+        if m:
+            rel = m.group(1).strip()
+            inputs.append(rel)
+            if check:
+                out.append(render_claims(root, rel, f"paper/paper.md:{lineno}"))
+            continue
         m = TABLE.match(line)
         if m:
             rel = m.group(1).strip()
@@ -368,7 +439,9 @@ def _run(args, cwd, env, what):
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, check=False)
     if proc.returncode != 0:
-        tail = (proc.stdout + proc.stderr)[-3000:]
+        text = proc.stdout + proc.stderr
+        err = text.find("\n! ")  # a TeX error: show it, not the package list before it
+        tail = text[err + 1:err + 1500] if err >= 0 else text[-3000:]
         raise BuildError(f"{what} failed ({proc.returncode}):\n{tail}")
     return proc
 

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
 import subprocess
 
 import pytest
 
-from experiments import paths
-
 pytestmark = pytest.mark.slow
 
-EXCLUDE = ("dvc.lock", "reports/", "data/", "mlruns")
 EXPERIMENTS = ("suc", "mlp", "mlp_sweep", "lenet", "cnn", "cnn_fashion", "bnn")
 DIAGNOSED = ("lenet", "cnn", "cnn_fashion")
 STAGES = ("data", *(f"train@{e}" for e in EXPERIMENTS), "report", "claims", "figures")
@@ -29,41 +24,10 @@ def _sh(args, cwd, env, timeout=600, check=True):
     return proc
 
 
-def _copy_repo(dst):
-    """Copy the files git knows about (tracked or not ignored), as a fresh clone has them."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=paths.ROOT, capture_output=True, check=True).stdout
-    for rel in filter(None, listed.decode().split("\0")):
-        src = paths.ROOT / rel
-        if rel.startswith(EXCLUDE) or not src.is_file():
-            continue
-        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dst / rel)
-
-
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory, mirror, venv_bin):
-    repo = tmp_path_factory.mktemp("repo")
-    store = tmp_path_factory.mktemp("mlflow")
-    _copy_repo(repo)
-    env = {**os.environ,
-           "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
-           "FREEGRAD_DATA_MIRROR": str(mirror),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlruns.db'}",
-           "DVC_NO_ANALYTICS": "1",
-           "GIT_CONFIG_GLOBAL": os.devnull,
-           "FREEGRAD_DEVICE": "cpu"}
-    env.pop("DVC_EXP_NAME", None)
-    _sh(["git", "init", "-q", "-b", "main"], repo, env)
-    _sh(["git", "config", "user.name", "pipeline test"], repo, env)
-    _sh(["git", "config", "user.email", "pipeline-test@example.invalid"], repo, env)
-    if not (repo / ".dvc" / "config").exists():
-        _sh(["dvc", "init", "-q"], repo, env)
-    _sh(["git", "add", "-A"], repo, env)
-    _sh(["git", "commit", "-q", "-m", "copy"], repo, env)
-    # The documented one-switch profile change, run for real.
-    first = _sh(["dvc", "exp", "run", "-S", "profile=smoke"], repo, env)
-    return {"repo": repo, "store": store, "env": env, "first": first}
+def workspace(smoke_workspace):
+    """The session's smoke `dvc exp run` (tests/conftest.py), shared with tests/paper."""
+    return smoke_workspace
 
 
 def test_smoke_repro_runs_every_stage(workspace):
@@ -164,7 +128,7 @@ def test_claims_come_from_the_metrics_files(workspace):
         {e: metrics[e] for e in EXPERIMENTS}, runs, settings)))
     by_id = {r["id"]: r for r in rows}
     for rid in ("suc_constant", "mlp_constant", "lenet_constant", "lenet_rectangular",
-                "lenet_noise_0.1", "cnn_relu_full_jam", "cnn_logistic_rectangular_jam",
+                "lenet_noise_0.1", "cnn_relu_full_jam", "cnn_relu_full_jam_bs128",
                 "cnn_fashion_relu_full_jam", "bnn_step_constant", "bnn_step_rectangular_d8",
                 "claim_constant", "claim_jamming", "claim_step"):
         assert rid in by_id, rid

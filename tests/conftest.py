@@ -1,0 +1,89 @@
+"""Fixtures shared by tests/pipeline and tests/paper.
+
+``smoke_workspace`` runs the real pipeline once per session: `dvc exp run -S profile=smoke`
+in a temporary copy of the repository (every stage, the paper last).  Without pandoc or
+xelatex it runs every stage but ``paper``, so the pipeline tests still run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from experiments import paths
+
+EXCLUDE = ("dvc.lock", "reports/", "data/", "mlruns", "paper/generated/", "paper/paper.pdf")
+PAPER_TOOLS = ("pandoc", "xelatex")
+
+
+def sh(args, cwd, env, timeout=600, check=True):
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, args))} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def copy_repo(dst: Path) -> None:
+    """Copy the files git knows about (tracked or not ignored), as a fresh clone has them."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=paths.ROOT, capture_output=True, check=True).stdout
+    for rel in filter(None, listed.decode().split("\0")):
+        src = paths.ROOT / rel
+        if rel.startswith(EXCLUDE) or not src.is_file():
+            continue
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst / rel)
+
+
+def paper_tools_missing() -> list[str]:
+    return [t for t in PAPER_TOOLS if shutil.which(t) is None]
+
+
+def _mirror() -> Path | None:
+    env = os.environ.get("FREEGRAD_DATA_MIRROR")
+    for cand in ([Path(env)] if env else []) + [paths.ROOT.parent / "shared" / "datasets"]:
+        if (cand / "MNIST" / "raw").is_dir():
+            return cand.resolve()
+    return None
+
+
+@pytest.fixture(scope="session")
+def smoke_workspace(tmp_path_factory):
+    mirror = _mirror()
+    if mirror is None:
+        pytest.skip("no MNIST mirror: set FREEGRAD_DATA_MIRROR (CI uses ../shared/datasets)")
+    repo = tmp_path_factory.mktemp("repo")
+    store = tmp_path_factory.mktemp("mlflow")
+    copy_repo(repo)
+    venv_bin = Path(sys.executable).parent
+    env = {**os.environ,
+           "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+           "FREEGRAD_DATA_MIRROR": str(mirror),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlruns.db'}",
+           "DVC_NO_ANALYTICS": "1",
+           "GIT_CONFIG_GLOBAL": os.devnull,
+           "FREEGRAD_DEVICE": "cpu"}
+    env.pop("DVC_EXP_NAME", None)
+    sh(["git", "init", "-q", "-b", "main"], repo, env)
+    sh(["git", "config", "user.name", "pipeline test"], repo, env)
+    sh(["git", "config", "user.email", "pipeline-test@example.invalid"], repo, env)
+    if not (repo / ".dvc" / "config").exists():
+        sh(["dvc", "init", "-q"], repo, env)
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-q", "-m", "copy"], repo, env)
+    targets = []
+    if paper_tools_missing():  # every stage but the paper
+        stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+        targets = [s for s in stages if s != "paper"]
+    # The documented one-switch profile change, run for real.
+    first = sh(["dvc", "exp", "run", "-S", "profile=smoke", *targets], repo, env, timeout=1200)
+    return {"repo": repo, "store": store, "env": env, "first": first,
+            "paper": not paper_tools_missing()}

@@ -1,0 +1,186 @@
+"""The paper: built by the smoke pipeline's last stage, from generated inputs only."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from experiments import paths
+
+ROOT = paths.ROOT
+_spec = importlib.util.spec_from_file_location("paper_build", ROOT / "paper" / "build.py")
+build = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(build)
+
+SECTIONS = ["Summary", "Statement of need", "The library", "The reproduction",
+            "Single-unit classifier", "MLP on DIGITS", "LeNet-5 on MNIST", "Gradient jamming",
+            "Binary units", "The study's claims, checked", "What differs from the original study",
+            "How to reproduce", "References"]
+
+
+def _tools(*extra):
+    missing = [t for t in ("pandoc", "xelatex", *extra) if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (Debian: apt-get install pandoc "
+                    "texlive-xetex poppler-utils); .ci/run installs them")
+
+
+def _text(pdf: Path) -> str:
+    out = subprocess.run(["pdftotext", "-enc", "UTF-8", str(pdf), "-"], capture_output=True,
+                         text=True, check=True).stdout
+    return re.sub(r"\s+", " ", out.replace("’", "'"))
+
+
+def _run_build(root: Path, *args):
+    return subprocess.run([sys.executable, str(ROOT / "paper" / "build.py"), "--root", str(root),
+                           *args], capture_output=True, text=True, timeout=300, check=False)
+
+
+# ---------------------------------------------------------------- without the pipeline
+
+VALUES = {"pipeline.profile": "smoke", "pipeline.not_run.lenet": ["triangular"],
+          "metrics.lenet.standard.final_test_acc.mean": 0.98765,
+          "metrics.lenet.standard.final_test_acc.std": 0.0012,
+          "claims.lenet_constant.diff_mean": -0.0042, "runs.lenet.n_seeds": 3,
+          "params.claims.tolerance": 0.01}
+NUMBERS = {"sources": {"metrics.lenet": "reports/metrics/lenet.json"}, "values": VALUES}
+
+
+@pytest.mark.parametrize("placeholder, text", [
+    ("{{metrics.lenet.standard.final_test_acc.mean | pct}}", "98.8%"),
+    ("{{metrics.lenet.standard.final_test_acc.mean | pct:2}}", "98.77%"),
+    ("{{metrics.lenet.standard.final_test_acc | pm_pct:2}}", "98.77 ± 0.12%"),
+    ("{{claims.lenet_constant.diff_mean | pp}}", "-0.42"),
+    ("{{params.claims.tolerance | pts}}", "1"),
+    ("{{runs.lenet.n_seeds}}", "3"),
+    ("{{ pipeline.profile | code }}", "`smoke`"),
+    ("{{metrics.lenet.triangular.final_test_acc | pm_pct:2}}", "not run (profile smoke)"),
+])
+def test_placeholders(placeholder, text):
+    assert build.substitute(f"a {placeholder} b", NUMBERS, "paper.md") == f"a {text} b"
+
+
+@pytest.mark.parametrize("key, words", [
+    ("metrics.lenet.nosuch.final_test_acc.mean", ["reports/metrics/lenet.json", "read by"]),
+    ("metrics.resnet.standard.final_test_acc.mean",
+     ["reports/metrics/resnet.json", "not found", "dvc repro train@resnet"]),
+    ("claims.lenet_constant.diff", ["reports/claims.json", "close keys: claims.lenet_constant"]),
+    ("typo.x", ["no generated file"]),
+])
+def test_unknown_key_names_key_line_and_file(key, words):
+    with pytest.raises(build.BuildError) as err:
+        build.substitute("first line\n{{" + key + "}}", NUMBERS, "paper/paper.md")
+    msg = str(err.value)
+    assert f"paper/paper.md:2: unknown number `{key}`" in msg
+    for w in words:
+        assert w in msg
+
+
+def test_bad_format_is_an_error():
+    with pytest.raises(build.BuildError, match="unknown format"):
+        build.substitute("{{runs.lenet.n_seeds | percent}}", NUMBERS, "paper.md")
+
+
+def test_make_pdf_says_how_to_install_missing_tools():
+    proc = subprocess.run(["make", "-s", "-o", "install", "pdf",
+                           "PAPER_TOOLS=pandoc no-such-tool-xyz"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode != 0
+    assert "no-such-tool-xyz not found" in proc.stderr
+    assert "apt-get install pandoc texlive-xetex" in proc.stderr
+
+
+# ---------------------------------------------------------------- from the smoke pipeline
+
+@pytest.fixture(scope="module")
+def built(smoke_workspace):
+    _tools("pdftotext")
+    assert smoke_workspace["paper"]
+    repo = smoke_workspace["repo"]
+    out = smoke_workspace["first"].stdout
+    assert "Running stage 'numbers'" in out and "Running stage 'paper'" in out, out
+    numbers = yaml.safe_load((repo / "paper/generated/numbers.yaml").read_text())
+    return {"repo": repo, "pdf": repo / "paper" / "paper.pdf", "numbers": numbers,
+            "env": smoke_workspace["env"]}
+
+
+def test_pdf_has_the_sections_and_generated_numbers(built):
+    pdf = built["pdf"]
+    assert pdf.read_bytes().startswith(b"%PDF")
+    text = _text(pdf)
+    for title in SECTIONS:
+        assert title in text, title
+    values = built["numbers"]["values"]
+    for key, fmt in [("metrics.suc.standard.final_test_acc", "pm_pct:2"),
+                     ("metrics.lenet.constant.final_test_acc", "pm_pct:2"),
+                     ("totals.n_runs", None), ("claims.count", None)]:
+        expected = build.format_value(key, fmt, values)
+        assert expected in text, (key, expected)
+    assert "profile smoke" in text
+    assert "Troiano" in text and "10.1016/j.neucom.2025.131178" in text
+    assert "??" not in text  # no broken reference
+
+
+def test_paper_stage_deps_are_what_the_paper_uses(built):
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["paper"]
+    listed = _run_build(built["repo"], "--inputs")
+    assert listed.returncode == 0, listed.stderr
+    used = {"paper/build.py", "paper/paper.md", "paper/paper.bib", "paper/template.tex",
+            *listed.stdout.split()}
+    deps = set(stage["deps"])
+    assert deps == used, (f"dvc.yaml stage `paper`: add {sorted(used - deps)}, "
+                          f"remove {sorted(deps - used)}")
+    assert list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])[-1] == "paper"
+
+
+def test_repro_with_nothing_changed_keeps_the_paper(built):
+    proc = subprocess.run(["dvc", "status", "paper"], cwd=built["repo"], env=built["env"],
+                          capture_output=True, text=True, timeout=120, check=True)
+    assert "changed" not in proc.stdout, proc.stdout
+
+
+@pytest.fixture()
+def copy(built, tmp_path):
+    """What the build reads, copied, so that inputs can be broken without harm."""
+    for rel in ("paper", "reports", "dvc.yaml", "params.yaml"):
+        src = built["repo"] / rel
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, tmp_path / rel)
+    (tmp_path / "paper" / "paper.pdf").unlink()
+    return tmp_path
+
+
+def test_same_inputs_give_the_same_pdf(built, copy):
+    first = _run_build(copy, "--out", str(copy / "a.pdf"))
+    assert first.returncode == 0, first.stderr
+    second = _run_build(copy, "--out", str(copy / "b.pdf"))
+    assert second.returncode == 0, second.stderr
+    a = (copy / "a.pdf").read_bytes()
+    assert a == (copy / "b.pdf").read_bytes()
+    assert a == built["pdf"].read_bytes()  # and wherever the repository is
+
+
+@pytest.mark.parametrize("rel", ["paper/generated/numbers.yaml", "reports/tables/lenet.md",
+                                 "reports/figures/cnn_jamming.pdf", "reports/claims.json"])
+def test_missing_generated_input_fails_naming_it(copy, rel):
+    (copy / rel).unlink()
+    proc = _run_build(copy)
+    assert proc.returncode == 1
+    assert rel in proc.stderr, proc.stderr
+    assert not (copy / "paper" / "paper.pdf").exists()
+
+
+def test_unknown_number_fails_the_build(copy):
+    md = copy / "paper" / "paper.md"
+    md.write_text(md.read_text() + "\n{{metrics.lenet.standard.final_tst_acc.mean | pct}}\n")
+    proc = _run_build(copy)
+    assert proc.returncode == 1
+    assert "unknown number `metrics.lenet.standard.final_tst_acc.mean`" in proc.stderr
+    assert "reports/metrics/lenet.json" in proc.stderr
+    assert "close keys: metrics.lenet.standard.final_test_acc.mean" in proc.stderr
