@@ -27,7 +27,8 @@ before pandoc (with paper/template.tex, --citeproc, paper/paper.bib) and xelatex
     declares as an output.
 
 The PDF is reproducible: SOURCE_DATE_EPOCH (default: the front matter's date at
-00:00 UTC) fixes every date xelatex writes, and the PDF /ID is derived from it.
+00:00 UTC) fixes every date xelatex writes, and the PDF /ID is a hash of the LaTeX
+and the included files (not of the temporary file name xdvipdfmx would use).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import difflib
+import hashlib
 import os
 import re
 import shutil
@@ -336,6 +338,8 @@ def render_claims(root: Path, rel: str, where: str) -> str:
     summaries = [c for c in items if c.get("kind") == "summary"]
     rows = [c for c in items if c.get("kind") != "summary"]
     pm = r"\,\ensuremath{\pm}\,"
+    HEAD = (r"\textbf{Row} & \textbf{Baseline} & \textbf{Configuration} & \textbf{Difference} & "
+            r"\textbf{Seeds} & \textbf{Verdict} \\")
     out = [r"\begin{table}[htbp]", r"\gentablesize", r"\centering",
            r"\caption{The study's claims and the verdicts of the \texttt{claims} stage "
            r"(generated from " + _tex(rel) + r"). Rows: compared pairs; S / N / I: supported, "
@@ -352,25 +356,22 @@ def render_claims(root: Path, rel: str, where: str) -> str:
                    rf"\textbf{{{_tex(c['verdict'])}}} \\")
     out += [r"\bottomrule", r"\end{tabularx}", r"\end{table}", ""]
     out += [r"{\gentablesize", r"\setlength{\LTpre}{4pt}\setlength{\LTpost}{4pt}",
-            r"\begin{longtable}{@{}l l l c c c c l@{}}",
-            r"\caption{Every compared pair: final test accuracy (\%, mean" + pm + r"std over "
-            r"seeds) of the true-derivative baseline and of the configuration, and their "
-            r"difference in points.}\label{tab:claim_rows}\\", r"\toprule",
-            r"\textbf{Row} & \textbf{Baseline} & \textbf{Configuration} & \textbf{Baseline} & "
-            r"\textbf{Config.} & \textbf{Diff.} & \textbf{Seeds} & \textbf{Verdict} \\",
-            r"\midrule", r"\endfirsthead", r"\toprule",
-            r"\textbf{Row} & \textbf{Baseline} & \textbf{Configuration} & \textbf{Baseline} & "
-            r"\textbf{Config.} & \textbf{Diff.} & \textbf{Seeds} & \textbf{Verdict} \\",
-            r"\midrule", r"\endhead", r"\bottomrule", r"\endfoot"]
+            r"\begin{longtable}{@{}l c c c c l@{}}",
+            r"\caption{Every compared pair (row id: experiment and configuration): final test "
+            r"accuracy (\%, mean" + pm + r"std over seeds) of the true-derivative baseline and "
+            r"of the configuration, and their difference in points.}\label{tab:claim_rows}\\",
+            r"\toprule", HEAD, r"\midrule", r"\endfirsthead", r"\toprule", HEAD, r"\midrule",
+            r"\endhead", r"\bottomrule", r"\endfoot"]
     last = None
     for c in rows:
         if c.get("claim_id") != last:
             last = c.get("claim_id")
             if out[-1] != r"\endfoot":
                 out.append(r"\addlinespace")
-            out.append(r"\multicolumn{8}{@{}l}{\textit{" + _tex(c.get("claim_id", "")) + "}} \\\\")
+            out.append(r"\multicolumn{6}{@{}l}{\textit{claim " + _tex(c.get("claim_id", ""))
+                       + r"}} \\")
         out.append(" & ".join([
-            r"\texttt{" + _tex(c["id"]) + "}", _tex(c["baseline"]), _tex(c["config"]),
+            r"\texttt{" + _tex(c["id"]) + "}",
             _pct(c["baseline_mean"]) + pm + _pct(c["baseline_std"]),
             _pct(c["config_mean"]) + pm + _pct(c["config_std"]),
             _pct(c["diff_mean"], True) + pm + _pct(c["diff_std"]),
@@ -454,7 +455,7 @@ def build(root: Path, out: Path, tex_out: Path | None = None) -> Path:
         if not (root / rel).is_file():
             raise BuildError(f"missing {rel}")
     numbers = load_numbers(root)
-    text, _ = expand(root, numbers)
+    text, inputs = expand(root, numbers)
     epoch = _epoch(text)
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch), "FORCE_SOURCE_DATE": "1",
            "TZ": "UTC", "LC_ALL": "C.UTF-8"}
@@ -469,6 +470,15 @@ def build(root: Path, out: Path, tex_out: Path | None = None) -> Path:
         warnings = [w for w in proc.stderr.splitlines() if "WARNING" in w]
         if warnings:
             raise BuildError("pandoc warnings (fix paper.md or paper.bib):\n" + "\n".join(warnings))
+        # The PDF /ID: xdvipdfmx would hash the (temporary) file name into it; derive it
+        # from what the PDF is made of instead, so the same inputs give the same bytes.
+        digest = hashlib.md5((tmp / "paper.tex").read_bytes())
+        for rel in sorted(set(inputs)):
+            digest.update((root / rel).read_bytes())
+        tex = (tmp / "paper.tex").read_text(encoding="utf-8")
+        (tmp / "paper.tex").write_text(
+            f"\\special{{pdf:trailerid [<{digest.hexdigest()}> <{digest.hexdigest()}>]}}\n" + tex,
+            encoding="utf-8")
         # \includegraphics paths are relative to the repository root: run there,
         # write everything else to tmp.  Twice: page references and LastPage.
         for _ in range(2):
