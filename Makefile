@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint repro pdf paper-tools ui suc mlp lenet cnn bnn
+.PHONY: help install test lint repro pdf paper-tools ui suc mlp lenet cnn bnn claims
 
 help: ## list the targets
 	@echo "FreeGrad reproduction workbench"
@@ -56,9 +56,18 @@ repro: install paper-tools ## set up (and pandoc/xelatex as root), then the whol
 suc: install ## experiment 1: single-unit classifier on "Ones"
 	$(DVC) repro train@suc
 
-mlp lenet cnn bnn: install ## experiments 2-5 (MLP/DIGITS, LeNet-5/MNIST, jamming CNN, binary units)
+lenet bnn: install ## experiments 3 and 5 (LeNet-5 on MNIST; binary units)
 	@$(PY) -m experiments.params --check $@
 	$(DVC) repro train@$@
+
+mlp: install ## experiment 2: MLP on DIGITS and its batch-size x learning-rate sweep
+	$(DVC) repro train@mlp train@mlp_sweep
+
+cnn: install ## experiment 4: gradient jamming in LeNet-5, on MNIST and Fashion-MNIST
+	$(DVC) repro train@cnn train@cnn_fashion
+
+claims: install ## tables, claims and figures from whatever has been trained
+	$(DVC) repro report claims figures
 
 pdf: install ## build paper/paper.pdf (`dvc repro paper`: the paper and what it needs)
 	@missing=""; for t in $(PAPER_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
