@@ -54,6 +54,8 @@ EXPERIMENT_KEYS = {
     "train_limit": int,
     "test_limit": int,
     "diagnostics": dict,
+    # torch CPU threads for the stage (default: torch's choice); 1 suits tiny models
+    "threads": int,
 }
 REQUIRED_EXPERIMENT_KEYS = ("dataset", "lr", "batch_size", "epochs", "seeds", "configs")
 CONFIG_KEYS = {

@@ -273,6 +273,10 @@ def run_experiment(name: str, params: dict | None = None, root: Path | None = No
     module = params_mod.experiment_module(name)
     configure_determinism()
     device = pick_device()
+    if spec.get("threads") and device.type == "cpu":
+        # Tiny models: intra-op threads only add synchronisation (and, on a busy machine,
+        # spinning that can make an epoch 100x slower).
+        torch.set_num_threads(spec["threads"])
     t_stage = time.perf_counter()
     data = module.prepare(data_mod.load(spec["dataset"]), device)
     if not hasattr(module, "config_data"):
