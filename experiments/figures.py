@@ -18,17 +18,17 @@ Separate from training, so restyling a figure never retrains.  Writes, as
 
 from __future__ import annotations
 
+import json
+import math
+import re
 import sys
 
 import matplotlib
 
 matplotlib.use("Agg")
+
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-
-import json  # noqa: E402
-import math  # noqa: E402
-import re  # noqa: E402
 
 from experiments import io, paths  # noqa: E402
 from experiments import params as params_mod  # noqa: E402
@@ -130,7 +130,7 @@ def plot_jamming(metrics: dict, details: dict, title: str):
     import numpy as np
 
     grid = {}
-    for cname, c in details["configs"].items():
+    for cname in details["configs"]:
         m = re.fullmatch(r"(relu|linear|logistic)_(true|full_jam|positive_jam|rectangular_jam)",
                          cname)
         if m:

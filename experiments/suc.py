@@ -12,10 +12,11 @@ predictions in a batch are correct.
 
 from __future__ import annotations
 
-import freegrad as fg
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from experiments import models
 
 
 def prepare(data: dict, device: torch.device) -> dict:
@@ -29,10 +30,7 @@ def prepare(data: dict, device: torch.device) -> dict:
 
 
 def build_model(spec: dict, cfg: dict, meta: dict) -> nn.Module:
-    return nn.Sequential(
-        nn.Linear(meta["d"], 1),
-        fg.Activation(cfg["forward"], **cfg["forward_params"]),
-    )
+    return models.single_unit(meta["d"], cfg)  # Linear(d->1) + the configuration's activation
 
 
 def loss_fn(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

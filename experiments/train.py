@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import functools
 import io as _io
 import logging
 import math
@@ -330,19 +329,16 @@ def run_experiment(name: str, params: dict | None = None, root: Path | None = No
                         mlrun.log_epoch(step, {f"diag/{k}": v for k, v in metrics.items()
                                                if math.isfinite(v)})
 
-                    diag_fn = (functools.partial(make_diagnostics, spec, cfg, seed,
-                                                 log=diag_log)
-                               if diagnosed(spec, cfg, cname, seed) else None)
-                    holder = {}
+                    made = []  # the run's GradientDiagnostics, if it has one
 
-                    def diagnostics(model, diag_fn=diag_fn, holder=holder):
-                        holder["diag"] = diag_fn(model)
-                        return holder["diag"]
+                    def diagnostics(model, cfg=cfg, seed=seed, log=diag_log, made=made):
+                        made.append(make_diagnostics(spec, cfg, seed, model, log))
+                        return made[-1]
 
                     rows = fit(module, spec, cfg, seed, cdata, device, on_epoch, bar,
-                               diagnostics if diag_fn is not None else None)
-                    if "diag" in holder:
-                        diag_rows += diagnostics_rows(cname, seed, holder["diag"].history)
+                               diagnostics if diagnosed(spec, cfg, cname, seed) else None)
+                    for diag in made:
+                        diag_rows += diagnostics_rows(cname, seed, diag.history)
                     m = _round(run_metrics(rows, spec["target_accuracy"]))
                     epoch_s = [r["seconds"] for r in rows[1:]]
                     runs[f"seed_{seed}"] = m

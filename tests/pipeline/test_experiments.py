@@ -34,7 +34,7 @@ def test_lenet5_has_the_papers_layers_and_61706_parameters():
 
 def test_mlp_and_single_units():
     m = mlp.build_model({"model": {"hidden": 64}}, _cfg(), {"classes": 10})
-    assert [(l.in_features, l.out_features) for l in m if isinstance(l, torch.nn.Linear)] == [
+    assert [(x.in_features, x.out_features) for x in m if isinstance(x, torch.nn.Linear)] == [
         (64, 64), (64, 10)]
     assert models.n_parameters(m) == 64 * 64 + 64 + 64 * 10 + 10
     unit = bnn.build_model({}, _cfg("Heaviside", "d(Linear)", d=32), {"d": 32})
@@ -108,7 +108,8 @@ def test_diagnostics_measure_against_the_true_gradient():
     assert {r["parameter"] for r in first} == {"0.weight", "0.bias", "2.weight", "2.bias", "all"}
     out_layer = next(r for r in first if r["parameter"] == "2.weight")
     # The rule acts on the hidden activation only: the output layer's gradient is untouched.
-    assert out_layer["cosine"] == pytest.approx(1.0) and out_layer["norm_ratio"] == pytest.approx(1.0)
+    assert out_layer["cosine"] == pytest.approx(1.0)
+    assert out_layer["norm_ratio"] == pytest.approx(1.0)
     hidden = next(r for r in first if r["parameter"] == "0.weight")
     assert 0.0 < hidden["cosine"] < 1.0 and hidden["norm_ratio"] > 1.0
     assert train.diagnosed(spec, cfg, "constant", 0)
