@@ -17,7 +17,8 @@ before pandoc (with paper/template.tex, --citeproc, paper/paper.bib) and xelatex
     default 2), ``int``, ``list``, ``code`` (verbatim).  An unknown key stops the
     build naming the key, the line and the file that should hold it.
 ``{{table: reports/tables/<exp>.md | columns=A;B;C | label=tab:x}}``
-    a table written by the ``report`` stage (its caption comes with it).
+    a table written by the ``report`` stage (its caption comes with it); columns are
+    header names or globs (``Epochs to *``: the header carries a parameter).
 ``![caption](reports/figures/<name>.pdf){width=...}``
     a figure; a missing file stops the build naming it.
 ``::: {.experiment name="<exp>"}`` ... ``:::``
@@ -36,6 +37,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import difflib
+import fnmatch
 import hashlib
 import os
 import re
@@ -291,12 +293,13 @@ def render_table(root: Path, rel: str, opts: str, where: str) -> str:
     cols = list(range(len(header)))
     if "columns" in options:
         cols = []
-        for name in options["columns"].split(";"):
+        for name in options["columns"].split(";"):  # names or globs ("Epochs to *")
             name = name.strip()
-            if name not in header:
+            match = [i for i, h in enumerate(header) if fnmatch.fnmatchcase(h, name)]
+            if not match:
                 raise BuildError(f"{where}: {rel} has no column {name!r}; it has: "
                                  + "; ".join(header))
-            cols.append(header.index(name))
+            cols.append(match[0])
     heads = []
     for c in cols:
         width = max([len(r[c]) for r in rows if c < len(r)] + [max(map(len, header[c].split()))])
