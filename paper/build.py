@@ -76,7 +76,7 @@ class BuildError(RuntimeError):
 def load_numbers(root: Path) -> dict:
     path = root / "paper" / "generated" / "numbers.yaml"
     if not path.is_file():
-        raise BuildError(f"missing generated file paper/generated/numbers.yaml "
+        raise BuildError("missing generated file paper/generated/numbers.yaml "
                          "(written by the DVC stage `numbers`: run `dvc repro numbers`)")
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(data.get("values"), dict):
