@@ -75,9 +75,13 @@ def pairs(experiment: str, configs: list[str]) -> list[dict]:
     return out
 
 
-def verdict(diff: float, spread: float, tolerance: float, k_std: float) -> str:
+def verdict(diff: float, spread: float, tolerance: float, k_std: float,
+            baseline: float | None = None, min_baseline: float = 0.0) -> str:
     """supported: no worse than the baseline by more than ``tolerance``; not supported:
-    worse by more than max(tolerance, k_std * spread); inconclusive: in between."""
+    worse by more than max(tolerance, k_std * spread); inconclusive: in between, or when
+    the baseline itself did not learn (mean below ``min_baseline``)."""
+    if baseline is not None and baseline < min_baseline:
+        return INCONCLUSIVE
     if diff >= -tolerance:
         return SUPPORTED
     if diff < -max(tolerance, k_std * spread):
@@ -103,6 +107,7 @@ def _r(x):
 def judge(metrics: dict, runs: dict, settings: dict) -> list[dict]:
     """Every row and claim summary, from ``metrics[exp]`` and ``runs[exp]`` (parsed JSON)."""
     metric, tol, k = settings["metric"], settings["tolerance"], settings["k_std"]
+    floor = settings.get("min_baseline", 0.0)
     rows = []
     for exp in metrics:
         n_seeds = len(runs[exp]["settings"]["seeds"]) if exp in runs else None
@@ -120,11 +125,12 @@ def judge(metrics: dict, runs: dict, settings: dict) -> list[dict]:
                 "baseline_mean": b["mean"], "baseline_std": b["std"],
                 "config_mean": c["mean"], "config_std": c["std"],
                 "diff_mean": _r(diff), "diff_std": _r(spread), "n_seeds": n_seeds,
-                "verdict": verdict(diff, spread, tol, k), "claim_id": p["claim_id"],
+                "verdict": verdict(diff, spread, tol, k, b["mean"], floor),
+                "claim_id": p["claim_id"],
                 "kind": "row", **({"d": p["d"]} if "d" in p else {})})
         rows += exp_rows
         if exp == "bnn":
-            rows += _bnn_aggregates(exp_rows, tol, k)
+            rows += _bnn_aggregates(exp_rows, tol, k, floor)
     for name, words in CLAIMS.items():
         members = [r for r in rows if r["claim_id"] == name and r["kind"] == "row"]
         rows.append({
@@ -142,7 +148,7 @@ def judge(metrics: dict, runs: dict, settings: dict) -> list[dict]:
     return rows
 
 
-def _bnn_aggregates(rows: list[dict], tol: float, k: float) -> list[dict]:
+def _bnn_aggregates(rows: list[dict], tol: float, k: float, floor: float) -> list[dict]:
     """``bnn_step_<rule>``: over every d run, the mean of the per-d means and differences;
     stds are the root mean square of the per-d stds."""
     out = []
@@ -161,13 +167,15 @@ def _bnn_aggregates(rows: list[dict], tol: float, k: float) -> list[dict]:
                     "config": f"{rule}_d*", "baseline_mean": _r(mean("baseline_mean")),
                     "baseline_std": _r(rms("baseline_std")), "config_mean": _r(mean("config_mean")),
                     "config_std": _r(rms("config_std")), "diff_mean": _r(diff),
-                    "diff_std": _r(spread), "verdict": verdict(diff, spread, tol, k),
+                    "diff_std": _r(spread),
+                    "verdict": verdict(diff, spread, tol, k, mean("baseline_mean"), floor),
                     "kind": "aggregate", "d": ds})
     return out
 
 
 def to_markdown(rows: list[dict], settings: dict, profiles: dict) -> str:
     tol, k, metric = settings["tolerance"], settings["k_std"], settings["metric"]
+    floor = settings.get("min_baseline", 0.0)
     lines = [
         "# The paper's claims, judged from the metrics",
         "",
@@ -179,7 +187,8 @@ def to_markdown(rows: list[dict], settings: dict, profiles: dict) -> str:
         "",
         f"Verdict rule (params.yaml `claims`): **supported** if diff ≥ −{tol * 100:g} points "
         f"(tolerance); **not supported** if diff < −max({tol * 100:g} points, {k:g} × spread); "
-        "**inconclusive** otherwise. A claim is supported (not supported) when every judged row "
+        f"**inconclusive** otherwise, and whenever the baseline did not learn (mean below "
+        f"{floor * 100:g}%). A claim is supported (not supported) when every judged row "
         "is, **mixed** when its rows disagree, inconclusive when no row could be judged. "
         "BNN: one row per input size d, plus an aggregate over d (mean of the per-d values, "
         "RMS of the stds; not counted in the summary).",

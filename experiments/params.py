@@ -31,7 +31,7 @@ ONES_KEYS = {"d": int, "n": int, "tau": float, "test_fraction": float, "seed": i
 # "Ones" for the binary units: one set per input size d.
 ONES_BNN_KEYS = {**ONES_KEYS, "d": list}
 # How reports/claims.{md,json} judge a configuration against its baseline.
-CLAIMS_KEYS = {"metric": str, "tolerance": float, "k_std": float}
+CLAIMS_KEYS = {"metric": str, "tolerance": float, "k_std": float, "min_baseline": float}
 # Gradient-direction diagnostics during training (freegrad.diagnostics).
 DIAGNOSTICS_KEYS = {"every": int, "seeds": list, "configs": list}
 EXPERIMENT_KEYS = {

@@ -118,7 +118,7 @@ def test_diagnostics_measure_against_the_true_gradient():
 
 # --- claims ------------------------------------------------------------------------------
 
-SETTINGS = {"metric": "final_test_acc", "tolerance": 0.01, "k_std": 2.0}
+SETTINGS = {"metric": "final_test_acc", "tolerance": 0.01, "k_std": 2.0, "min_baseline": 0.5}
 
 
 def _m(mean, std):
@@ -159,8 +159,17 @@ def test_claim_verdict_flips_at_the_threshold(tmp_path, config_mean, std, expect
     assert set(r) >= {"id", "claim", "experiment", "baseline", "config", "metric",
                       "baseline_mean", "baseline_std", "config_mean", "config_std",
                       "diff_mean", "diff_std", "n_seeds", "verdict"}
-    assert rows["claim_constant"]["verdict"] == (expected if expected != "inconclusive"
-                                                 else "inconclusive")
+    assert rows["claim_constant"]["verdict"] == expected
+
+
+def test_a_baseline_that_did_not_learn_decides_nothing(tmp_path):
+    metrics, runs = _write(tmp_path, {"cnn": {"relu_true": _m(0.11, 0.0),
+                                              "relu_full_jam": _m(0.11, 0.0),
+                                              "linear_true": _m(0.51, 0.0),
+                                              "linear_full_jam": _m(0.51, 0.0)}})
+    rows = _by_id(claims.judge(metrics, runs, SETTINGS))
+    assert rows["cnn_relu_full_jam"]["verdict"] == "inconclusive"
+    assert rows["cnn_linear_full_jam"]["verdict"] == "supported"
 
 
 def test_claims_pairs_summaries_and_bnn_aggregate(tmp_path):
