@@ -147,7 +147,7 @@ def plot_jamming(metrics: dict, details: dict, title: str):
                 s = grid[(f, r)]
                 z[i, j] = s["mean"]
                 ax.text(j, i, f"{s['mean'] * 100:.1f}\n±{s['std'] * 100:.1f}", ha="center",
-                        va="center", fontsize=8)
+                        va="center", fontsize=8, color="w" if s["mean"] < 0.6 else "k")
     im = ax.imshow(z, vmin=0, vmax=1, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(rules)), rules)
     ax.set_yticks(range(len(fwds)), fwds)
