@@ -11,6 +11,7 @@ Separate from training, so restyling a figure never retrains.  Writes, as
   computed by freegrad itself (``fg.FORWARDS``, ``fg.get(rule)``), not re-typed;
 * ``bnn_accuracy_vs_d``: the binary units' test accuracy against the input size d;
 * ``<cnn|cnn_fashion>_jamming``: the forward x rule jamming grid as a heatmap;
+* ``mlp_sweep_grid``: the batch size x learning rate sweep as heatmaps, one per rule;
 * ``<name>_cosine``: gradient-direction diagnostics, cosine similarity to the true
   gradient per layer against training step, one panel per configuration
   (``reports/diagnostics/<name>.csv``).
@@ -156,6 +157,39 @@ def plot_jamming(metrics: dict, details: dict, title: str):
     return fig
 
 
+def plot_sweep(metrics: dict, details: dict, title: str):
+    """Final test accuracy (mean ± std) over batch size x learning rate, one panel per rule."""
+    import numpy as np
+
+    cells = {}
+    for cname, c in details["configs"].items():
+        rule = cname.rsplit("_", 1)[1]
+        cells[(rule, c["batch_size"], c["lr"])] = metrics[cname]["final_test_acc"]
+    rules = list(dict.fromkeys(k[0] for k in cells))
+    bss = sorted({k[1] for k in cells})
+    lrs = sorted({k[2] for k in cells})
+    fig, axes = plt.subplots(1, len(rules), figsize=(3.4 * len(rules) + 1, 0.6 * len(bss) + 1.6),
+                             squeeze=False, constrained_layout=True)
+    for ax, rule in zip(axes[0], rules, strict=True):
+        z = np.full((len(bss), len(lrs)), np.nan)
+        for i, bs in enumerate(bss):
+            for j, lr in enumerate(lrs):
+                s = cells.get((rule, bs, lr))
+                if s is not None:
+                    z[i, j] = s["mean"]
+                    ax.text(j, i, f"{s['mean'] * 100:.1f}\n±{s['std'] * 100:.1f}", ha="center",
+                            va="center", fontsize=7, color="w" if s["mean"] < 0.6 else "k")
+        im = ax.imshow(z, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        ax.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
+        ax.set_yticks(range(len(bss)), bss)
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("batch size")
+        ax.set_title(rule, fontsize=9)
+    fig.colorbar(im, ax=axes[0, -1], label="final test accuracy")
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
 def plot_cosine(diag: pd.DataFrame, title: str):
     """Cosine similarity to the true gradient per layer (weight tensors) and overall."""
     configs = list(dict.fromkeys(diag["config"]))
@@ -199,6 +233,9 @@ def main() -> int:
         details = _read_json(paths.RUNS / f"{name}.json")
         if name == "bnn" and metrics and details:
             save(plot_bnn(metrics, details), "bnn_accuracy_vs_d")
+        if name == "mlp_sweep" and metrics and details:
+            save(plot_sweep(metrics, details, f"{spec.get('title', name)}: final test accuracy "
+                            f"(%), {details['profile']} profile"), "mlp_sweep_grid")
         if name in ("cnn", "cnn_fashion") and metrics and details:
             save(plot_jamming(metrics, details, f"{spec.get('title', name)}: final test accuracy "
                               f"(%), {details['profile']} profile"), f"{name}_jamming")

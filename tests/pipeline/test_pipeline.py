@@ -110,7 +110,8 @@ def test_every_experiment_in_smoke(workspace, name):
 
 def test_summary_figures(workspace):
     figs = workspace["repo"] / "reports/figures"
-    for stem in ("activations", "bnn_accuracy_vs_d", "cnn_jamming", "cnn_fashion_jamming"):
+    for stem in ("activations", "bnn_accuracy_vs_d", "cnn_jamming", "cnn_fashion_jamming",
+                 "mlp_sweep_grid"):
         assert (figs / f"{stem}.png").read_bytes().startswith(b"\x89PNG"), stem
         assert (figs / f"{stem}.pdf").read_bytes().startswith(b"%PDF"), stem
 
