@@ -145,8 +145,8 @@ def fit(module, spec: dict, cfg: dict, seed: int, data: dict, device, on_epoch=N
     """Train one (configuration, seed); return one row per epoch (epoch 0 = initial).
 
     ``diagnostics(model)``, if given, returns a ``GradientDiagnostics`` called before
-    every optimiser step with the batch loss; it is measured against the true derivative
-    (a ``d(<forward>)`` block inside the configuration's rule block)."""
+    every optimiser step with the batch loss (it measures every ``every`` steps, against
+    the true derivative: freegrad takes that inside ``fg.exact()``)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)  # batch order, on CPU for every device
     model = module.build_model(spec, cfg, data["meta"]).to(device)
@@ -170,8 +170,8 @@ def fit(module, spec: dict, cfg: dict, seed: int, data: dict, device, on_epoch=N
             for i in range(0, n, bs):
                 idx = perm[i : i + bs]
                 xb, yb = x[idx], y[idx]
-                if diag is not None and step % diag.every == 0:
-                    _measure(diag, step, cfg, lambda xb=xb, yb=yb: module.loss_fn(model(xb), yb))
+                if diag is not None:
+                    diag(step, lambda xb=xb, yb=yb: module.loss_fn(model(xb), yb))
                 step += 1
                 out = model(xb)
                 loss = module.loss_fn(out, yb)
@@ -190,15 +190,6 @@ def fit(module, spec: dict, cfg: dict, seed: int, data: dict, device, on_epoch=N
             if progress is not None:
                 progress.update(1)
     return rows
-
-
-def _measure(diag, step: int, cfg: dict, closure) -> None:
-    import freegrad as fg
-
-    # Inside the run's rule block: the reference is the forward's true derivative.
-    with fg.use(f"d({cfg['forward']})", dict(cfg["forward_params"]) or None,
-                cfg.get("scope", "activations")):
-        diag(step, closure)
 
 
 def diagnostics_rows(cname: str, seed: int, history) -> list[dict]:

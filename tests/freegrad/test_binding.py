@@ -179,3 +179,25 @@ def test_mask_rule_on_params_is_a_clear_error_at_forward():
             raise AssertionError("a mask rule on parameter gradients must be an error")
     # the failed forward left the parameters in place
     assert all(type(v) is torch.nn.Parameter for v in model[0]._parameters.values())
+
+
+def test_exact_block_restores_true_derivatives_inside_a_rule_block():
+    x1, x2 = leaf(), leaf()
+    act = fg.Activation("Logistic")
+    with fg.use("rectangular", scope="activations"):
+        with fg.exact():
+            y1 = act(x1)
+        y2 = act(x2)
+    (y1.sum() + y2.sum()).backward()
+    torch.testing.assert_close(x1.grad, sig_prime(X))
+    torch.testing.assert_close(x2.grad, RECT)
+
+
+def test_exact_limited_to_a_scope_keeps_the_other():
+    model = _model()
+    inp = torch.randn(5, 3)
+    plain = _param_grads(model, inp)
+    with fg.use("scale", {"s": 2.0}, scope="params"), fg.exact(scope="activations"):
+        scaled = _param_grads(model, inp)
+    for a, b in zip(plain, scaled):
+        torch.testing.assert_close(b, 2 * a)

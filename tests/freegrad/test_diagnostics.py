@@ -63,3 +63,12 @@ def test_callback_checks_rule_at_once():
     model, _ = _setup()
     with pytest.raises(TypeError):
         GradientDiagnostics(model, "rectangular", {"width": 1.0})
+
+
+def test_measured_inside_a_training_rule_block_the_reference_is_still_the_truth():
+    model, loss_fn = _setup()
+    outside = gradient_agreement(model, loss_fn, "d(Linear)")
+    with fg.use("d(Linear)", scope="activations"):
+        inside = gradient_agreement(model, loss_fn, "d(Linear)")
+    assert inside["0.weight"]["cosine"] == pytest.approx(outside["0.weight"]["cosine"], abs=1e-12)
+    assert inside["0.weight"]["cosine"] < 0.999

@@ -10,7 +10,7 @@ The rule in force when a forward runs is the one its backward applies.
 """
 
 from . import diagnostics, transforms  # noqa: F401  (transforms registers the built-in rules)
-from .context import RuleContext, normal_like, uniform_like, use
+from .context import RuleContext, exact, normal_like, uniform_like, use
 from .convert import convert
 from .forwards import FORWARDS
 from .functional import activation
@@ -34,6 +34,7 @@ __all__ = [
     "compose",
     "convert",
     "diagnostics",
+    "exact",
     "get",
     "names",
     "normal_like",

@@ -38,7 +38,7 @@ def parse_scope(scope: str | Iterable[str]) -> frozenset[str]:
 class Binding:
     """A rule with checked params, the scopes it covers and its random source."""
 
-    bound: BoundRule | BoundComposite
+    bound: BoundRule | BoundComposite | None  # None: the true derivative (``exact``)
     scopes: frozenset[str]
     layers: frozenset | None = None  # None: every layer
     seed: int | None = None
@@ -78,7 +78,7 @@ def current(scope: str, module: Any = None) -> Binding | None:
     """
     for binding in reversed(_BINDINGS.get()):
         if scope in binding.scopes and (binding.layers is None or module in binding.layers):
-            return binding
+            return binding if binding.bound is not None else None
     return None
 
 
@@ -122,14 +122,31 @@ class use:
         self.generator = generator
         self._tokens: list[contextvars.Token] = []
 
+    def _binding(self) -> Binding:
+        return Binding(self.bound, self.scopes, self.layers, self.seed, self.generator)
+
     def __enter__(self) -> use:
-        binding = Binding(self.bound, self.scopes, self.layers, self.seed, self.generator)
-        self._tokens.append(_BINDINGS.set(_BINDINGS.get() + (binding,)))
+        self._tokens.append(_BINDINGS.set(_BINDINGS.get() + (self._binding(),)))
         return self
 
     def __exit__(self, *exc) -> bool:
         _BINDINGS.reset(self._tokens.pop())
         return False
+
+
+class exact(use):
+    """True derivatives inside the block, whatever rule an outer block put in force.
+
+    ``with fg.exact(): ...`` (or ``scope=``/``layers=`` to clear only part of it)
+    is how a rule-trained model is measured against its true gradient.
+    """
+
+    def __init__(self, scope: str | Iterable[str] = "all", *, layers: Any = None):
+        self.bound = None
+        self.scopes = parse_scope(scope)
+        self.layers = as_layers(layers)
+        self.seed = self.generator = None
+        self._tokens = []
 
 
 def _generator(ctx: RuleContext | None) -> torch.Generator | None:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .context import use
+from .context import exact, use
 
 METRICS = ("cosine", "sign_agreement", "norm_ratio")
 
@@ -51,7 +51,8 @@ def gradient_agreement(
     """``{parameter name: {cosine, sign_agreement, norm_ratio}}`` plus ``"all"`` (every parameter as one vector).
 
     ``loss_fn()`` computes the loss of one batch with ``model``; it runs twice,
-    once with the true derivatives and once under ``use(rule, params, scope, **use_kwargs)``.
+    once with the true derivatives (inside ``fg.exact()``, so a training run's own
+    rule block does not leak in) and once under ``use(rule, params, scope, **use_kwargs)``.
     """
     buffers = {n: b.clone() for n, b in model.named_buffers()}
     rng = torch.get_rng_state()
@@ -62,7 +63,8 @@ def gradient_agreement(
             for n, b in model.named_buffers():
                 b.copy_(buffers[n])
 
-    true = _gradients(model, loss_fn)
+    with exact():  # the truth, even inside a training run's rule block
+        true = _gradients(model, loss_fn)
     restore()
     with use(rule, params, scope, **use_kwargs):
         ruled = _gradients(model, loss_fn)
