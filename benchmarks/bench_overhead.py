@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import statistics
@@ -34,6 +35,7 @@ VARIANTS = {"no rule": None, "d(Linear)": "d(Linear)", "rectangular": "rectangul
 TARGETS = {"no rule": 1.02, "d(Linear)": 0.90, "rectangular": 1.10}
 PUBLISHED = "freegrad==1.0.1"
 DEFAULT_PUBLISHED_DIR = Path(__file__).resolve().parent / ".cache" / "freegrad-1.0.1"
+MEMORY_MODULE = Path(__file__).resolve().parents[1] / "libs" / "freegrad" / "src" / "freegrad" / "memory.py"
 
 
 def _step(fn, x, g):
@@ -55,16 +57,12 @@ def _variant_fn(freegrad, rule):
 
 
 def _saved_bytes_per_element(fn) -> float:
+    # Loaded by path: in the 1.0.1 subprocess the name `freegrad` is the published package.
+    spec = importlib.util.spec_from_file_location("freegrad_memory", MEMORY_MODULE)
+    memory = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(memory)
     x = torch.randn(1024, requires_grad=True)
-    sizes = []
-
-    def pack(t):
-        sizes.append(t.numel() * t.element_size())
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn(x)
-    return sum(sizes) / x.numel()
+    return memory.saved_bytes(fn, x) / x.numel()
 
 
 def measure(rounds: int, size: int) -> dict:

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 import freegrad as fg
+from freegrad.memory import saved_bytes
 from freegrad.forwards import FORWARDS
 
 NATIVE = {
@@ -53,18 +54,6 @@ def test_heaviside_without_rule_has_zero_gradient():
     torch.testing.assert_close(y, (x > 0).float())
     y.sum().backward()
     torch.testing.assert_close(x.grad, torch.zeros(10))
-
-
-def saved_bytes(fn, x):
-    total = []
-
-    def pack(t):
-        total.append(t.numel() * t.element_size())
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn(x)
-    return sum(total)
 
 
 N = 4096
