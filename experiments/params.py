@@ -56,6 +56,11 @@ EXPERIMENT_KEYS = {
     "diagnostics": dict,
     # torch CPU threads for the stage (default: torch's choice); 1 suits tiny models
     "threads": int,
+    # wrap the model in torch.compile (default false: see benchmarks/bench_epoch.py)
+    "compile": bool,
+    # train the seeds of a configuration together, stacked with torch.func (default
+    # false; small models with a deterministic rule only, see experiments/stacked.py)
+    "stack_seeds": bool,
 }
 REQUIRED_EXPERIMENT_KEYS = ("dataset", "lr", "batch_size", "epochs", "seeds", "configs")
 CONFIG_KEYS = {
@@ -113,6 +118,47 @@ def _choice(where: str, value, accepted) -> None:
         raise ParamsError(f"{where}: unknown value {value!r}; accepted: {', '.join(accepted)}")
 
 
+TRUE_DERIVATIVE = (None, "", "true", "standard")
+SCOPES = ("all", "activations", "params")
+
+
+def _check_rule(where: str, cfg: dict) -> None:
+    """Ask freegrad whether the forward, the rule and their parameters exist and bind.
+
+    freegrad's own messages (unknown name with suggestions, unknown or invalid parameter
+    and what is accepted) are kept; the params.yaml key path is put in front."""
+    import freegrad as fg
+    from freegrad import forwards
+
+    try:
+        forwards.get_forward(cfg["forward"]).bind(dict(cfg.get("forward_params") or {}))
+    except (KeyError, ValueError, TypeError) as e:
+        raise ParamsError(f"{where}.forward: {cfg['forward']!r} with forward_params "
+                          f"{cfg.get('forward_params') or {}!r} is not accepted by freegrad: "
+                          f"{_msg(e)}") from None
+    backward = cfg.get("backward")
+    if backward in TRUE_DERIVATIVE:
+        return
+    try:
+        rule = fg.get(backward)
+    except (fg.RuleError, KeyError, TypeError, ValueError) as e:
+        raise ParamsError(f"{where}.backward: unknown rule {backward!r}: {_msg(e)}") from None
+    try:
+        rule.bind(dict(cfg.get("rule_params") or {}))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ParamsError(f"{where}.rule_params: {cfg.get('rule_params') or {}!r} for rule "
+                          f"{backward!r}: {_msg(e)}") from None
+    scope = cfg.get("scope", "activations")
+    if scope not in SCOPES:
+        raise ParamsError(f"{where}.scope: unknown value {scope!r}; accepted: "
+                          + ", ".join(SCOPES))
+
+
+def _msg(e: BaseException) -> str:
+    # KeyError's str() is the repr of its argument; show the plain message
+    return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+
+
 def experiment_module(name: str):
     """The module ``experiments.<name>`` that defines the experiment's model."""
     if importlib.util.find_spec(f"experiments.{name}") is None:
@@ -120,6 +166,14 @@ def experiment_module(name: str):
             f"experiments.{name}: no module experiments/{name}.py defines this experiment"
         )
     return importlib.import_module(f"experiments.{name}")
+
+
+def _check_diagnostics(where: str, diag: dict, configs: dict) -> None:
+    _check_keys(where, diag, DIAGNOSTICS_KEYS, ("every",))
+    if diag["every"] <= 0:
+        raise ParamsError(f"{where}.every: must be positive, got {diag['every']!r}")
+    for cname in diag.get("configs", []):
+        _choice(f"{where}.configs", cname, list(configs))
 
 
 def _validate_experiment(name: str, spec: dict, module=None) -> None:
@@ -151,16 +205,20 @@ def _validate_experiment(name: str, spec: dict, module=None) -> None:
             if key in cfg and cfg[key] <= 0:
                 raise ParamsError(f"{where}.configs.{cname}.{key}: must be positive, "
                                   f"got {cfg[key]!r}")
+        _check_rule(f"{where}.configs.{cname}", cfg)
     for key in ("train_limit", "test_limit"):
         if key in spec and spec[key] <= 0:
             raise ParamsError(f"{where}.{key}: must be positive, got {spec[key]!r}")
     if "diagnostics" in spec:
-        _check_keys(f"{where}.diagnostics", spec["diagnostics"], DIAGNOSTICS_KEYS, ("every",))
+        _check_diagnostics(f"{where}.diagnostics", spec["diagnostics"], spec["configs"])
     for pname, overrides in spec.get("profiles", {}).items():
         _choice(f"{where}.profiles.{pname}", pname, PROFILES)
         override_schema = {k: v for k, v in schema.items() if k != "profiles"}
         _check_keys(f"{where}.profiles.{pname}", overrides, override_schema,
                     allow_unknown=lenient)
+        if "diagnostics" in overrides:
+            _check_diagnostics(f"{where}.profiles.{pname}.diagnostics",
+                               overrides["diagnostics"], overrides.get("configs", spec["configs"]))
         for cname in overrides.get("select", []):
             _choice(f"{where}.profiles.{pname}.select", cname,
                     list(overrides.get("configs", spec["configs"])))
@@ -187,8 +245,14 @@ def validate(params: dict, import_modules: bool = True) -> dict:
 
 def load(path: Path | None = None, import_modules: bool = True) -> dict:
     path = Path(path) if path is not None else paths.PARAMS
-    with open(path, encoding="utf-8") as f:
-        params = yaml.safe_load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            params = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found (the pipeline reads every setting from "
+                          "it)") from None
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(params, dict):
         raise ParamsError(f"{path}: expected a mapping at the top level")
     return validate(params, import_modules=import_modules)

@@ -8,21 +8,40 @@ the same store.  ``$MLFLOW_TRACKING_URI`` overrides it (a server, or another
 SQLite file, whose artifacts then go to ``mlruns/`` beside that file).
 
 MLflow is for browsing; the DVC metrics files are the source of truth.  A run
-that raises ends FAILED; one interrupted (Ctrl-C, SIGTERM) ends KILLED.
+that raises ends FAILED; one interrupted (Ctrl-C, SIGTERM) ends KILLED.  A run left
+RUNNING by a process that died without a word (SIGKILL, a power cut) is closed as
+KILLED the next time a stage logs to that MLflow experiment: every run is tagged
+with the host and process (pid and start time) that owns it.
+
+Several processes may log to one SQLite store at once (``dvc queue start -j 2``):
+the store is created and migrated under a file lock (``<db>.lock``), put in WAL
+mode, and every write that meets "database is locked" is retried with a bounded
+exponential backoff (``RETRIES`` tries, about 30 s in all).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from experiments import paths
+
+
+RETRIES = 10  # backoff 0.05 s * 2^i (capped at 8 s), with jitter: about 30 s in all
+OWNER_TAG = "freegrad.owner"  # "<host>:<pid>:<process start time>"
+
+
+class TrackingError(RuntimeError):
+    """The MLflow store cannot be used (not writable, not reachable)."""
 
 
 class Terminated(KeyboardInterrupt):
@@ -47,6 +66,97 @@ def artifact_root(uri: str | None = None) -> str | None:
         db = Path(uri[len("sqlite:///"):])
         return (db.parent / "mlruns").resolve().as_uri()
     return None
+
+
+def _locked(e: BaseException) -> bool:
+    return "database is locked" in str(e) or "database table is locked" in str(e)
+
+
+def retry(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, retried while SQLite says "database is locked"."""
+    for attempt in range(RETRIES):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:
+            if not _locked(e) or attempt == RETRIES - 1:
+                raise
+            time.sleep(min(8.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+_READY: set[str] = set()
+
+
+def prepare_store(uri: str | None = None) -> None:
+    """Create (or migrate) a SQLite store once, under a file lock, and put it in WAL mode.
+
+    Raises ``TrackingError`` naming the path when the store cannot be written."""
+    uri = uri or tracking_uri()
+    db = _sqlite_path(uri)
+    if db is None or uri in _READY:
+        return
+    import sqlite3
+
+    import mlflow
+    from filelock import FileLock
+
+    hint = ("set MLFLOW_TRACKING_URI to a writable store, e.g. "
+            "MLFLOW_TRACKING_URI=sqlite:////tmp/mlruns.db")
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(db.parent, os.W_OK) or (db.exists() and not os.access(db, os.W_OK)):
+            raise PermissionError(f"no write permission on {db if db.exists() else db.parent}")
+        with FileLock(str(db) + ".lock", timeout=120):
+            mlflow.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+            con = sqlite3.connect(str(db), timeout=30)
+            try:
+                con.execute("PRAGMA journal_mode=WAL")
+            finally:
+                con.close()
+    except Exception as e:
+        raise TrackingError(f"MLflow store {db} cannot be written ({e}); {hint}") from e
+    _READY.add(uri)
+
+
+def _start_time(pid: int) -> str:
+    try:  # field 22 of /proc/<pid>/stat: start time in clock ticks since boot (Linux)
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "?"
+
+
+def owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def _owner_alive(tag: str) -> bool:
+    host, _, rest = tag.partition(":")
+    pid, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's run: not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return started in ("?", _start_time(int(pid)))
+
+
+def close_stale_runs(client, experiment_id: str) -> list[str]:
+    """End as KILLED the RUNNING runs of this host whose process is gone; return their ids."""
+    closed = []
+    runs = retry(client.search_runs, [experiment_id], "attributes.status = 'RUNNING'",
+                 max_results=1000)
+    for run in runs:
+        tag = run.data.tags.get(OWNER_TAG)
+        if tag is not None and not _owner_alive(tag):
+            retry(client.set_terminated, run.info.run_id, "KILLED")
+            closed.append(run.info.run_id)
+    return closed
 
 
 def git_commit(root: Path = paths.ROOT) -> str:
@@ -74,14 +184,15 @@ def flatten(d: dict, prefix: str = "") -> dict:
 
 
 def _experiment_id(mlflow, name: str) -> str:
-    exp = mlflow.get_experiment_by_name(name)
+    exp = retry(mlflow.get_experiment_by_name, name)
     if exp is not None:
         return exp.experiment_id
     try:
         root = artifact_root()
-        return mlflow.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
+        return retry(mlflow.create_experiment, name,
+                     artifact_location=f"{root}/{name}" if root else None)
     except Exception:  # created meanwhile by another process
-        exp = mlflow.get_experiment_by_name(name)
+        exp = retry(mlflow.get_experiment_by_name, name)
         if exp is None:
             raise
         return exp.experiment_id
@@ -95,10 +206,16 @@ class Run:
         self.run_id = run_id
 
     def log_epoch(self, step: int, metrics: dict) -> None:
-        self._mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+        retry(self._mlflow.log_metrics, {k: float(v) for k, v in metrics.items()}, step=step)
 
     def log_artifact(self, path: Path) -> None:
-        self._mlflow.log_artifact(str(path))
+        retry(self._mlflow.log_artifact, str(path))
+
+    def set_tag(self, key: str, value) -> None:
+        retry(self._mlflow.set_tag, key, str(value))
+
+
+_CLEANED: set[tuple[str, str]] = set()
 
 
 @contextmanager
@@ -106,16 +223,25 @@ def start(experiment: str, run_name: str, params: dict, tags: dict) -> Iterator[
     """One MLflow run: FINISHED on success, FAILED on error, KILLED on interrupt."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri())
+    uri = tracking_uri()
+    prepare_store(uri)
+    mlflow.set_tracking_uri(uri)
     exp_id = _experiment_id(mlflow, experiment)
-    with mlflow.start_run(experiment_id=exp_id, run_name=run_name,
-                          tags={k: str(v) for k, v in tags.items()}) as active:
-        try:
-            mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
-            yield Run(mlflow, active.info.run_id)
-        except KeyboardInterrupt:
-            mlflow.end_run("KILLED")
-            raise
+    if (uri, exp_id) not in _CLEANED:  # once per process and experiment
+        close_stale_runs(mlflow.MlflowClient(tracking_uri=uri), exp_id)
+        _CLEANED.add((uri, exp_id))
+    active = retry(mlflow.start_run, experiment_id=exp_id, run_name=run_name,
+                   tags={**{k: str(v) for k, v in tags.items()}, OWNER_TAG: owner()})
+    status = "FAILED"
+    try:
+        retry(mlflow.log_params, {k: str(v)[:6000] for k, v in flatten(params).items()})
+        yield Run(mlflow, active.info.run_id)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        retry(mlflow.end_run, status)
 
 
 def main(argv=None) -> int:
