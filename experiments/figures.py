@@ -112,7 +112,8 @@ def plot_bnn(metrics: dict, details: dict):
     for cname, c in details["configs"].items():
         rule = re.sub(r"_d\d+$", "", cname)
         s = metrics[cname]["final_test_acc"]
-        lines.setdefault(rule, []).append((c["d"], s["mean"], s["std"]))
+        if s["mean"] is not None:  # a diverged configuration has no point
+            lines.setdefault(rule, []).append((c["d"], s["mean"], s["std"]))
     for rule, pts in lines.items():
         pts.sort()
         ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts],
@@ -144,7 +145,9 @@ def plot_jamming(metrics: dict, details: dict, title: str):
                            constrained_layout=True)
     for i, f in enumerate(fwds):
         for j, r in enumerate(rules):
-            if (f, r) in grid:
+            if (f, r) in grid and grid[(f, r)]["mean"] is None:  # diverged: no result
+                ax.text(j, i, "diverged", ha="center", va="center", fontsize=8)
+            elif (f, r) in grid:
                 s = grid[(f, r)]
                 z[i, j] = s["mean"]
                 ax.text(j, i, f"{s['mean'] * 100:.1f}\n±{s['std'] * 100:.1f}", ha="center",
@@ -175,7 +178,9 @@ def plot_sweep(metrics: dict, details: dict, title: str):
         for i, bs in enumerate(bss):
             for j, lr in enumerate(lrs):
                 s = cells.get((rule, bs, lr))
-                if s is not None:
+                if s is not None and s["mean"] is None:  # diverged: no result
+                    ax.text(j, i, "diverged", ha="center", va="center", fontsize=7)
+                elif s is not None:
                     z[i, j] = s["mean"]
                     ax.text(j, i, f"{s['mean'] * 100:.1f}\n±{s['std'] * 100:.1f}", ha="center",
                             va="center", fontsize=7, color="w" if s["mean"] < 0.6 else "k")

@@ -48,7 +48,8 @@ def table(metrics: dict, details: dict, timings: dict | None) -> pd.DataFrame:
             "(" + ", ".join(f"{k}={v}" for k, v in c["rule_params"].items()) + ")"
             if c.get("rule_params") else "")
         rows.append({
-            "Configuration": cname,
+            "Configuration": cname + (f" (diverged: {c['diverged']}/{n_seeds} seeds)"
+                                      if c.get("diverged") else ""),
             "Forward / backward": f"{c['forward']} / {rule}",
             **{{"batch_size": "Batch", "lr": "LR"}[k]: c[k] for k in per_config},
             "Final test acc. (%)": _pm(s["final_test_acc"], 100),
@@ -74,6 +75,7 @@ def numeric_table(metrics: dict, details: dict) -> pd.DataFrame:
         for k, s in metrics[cname].items():
             row[f"{k}_mean"], row[f"{k}_std"] = s["mean"], s["std"]
         row["n_seeds"] = len(details["settings"]["seeds"])
+        row["diverged_seeds"] = c.get("diverged", 0)
         row["provenance"] = c["provenance"]
         rows.append(row)
     return pd.DataFrame(rows)

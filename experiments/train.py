@@ -58,6 +58,14 @@ DIAG_FIELDS = ["config", "seed", "step", "parameter", "cosine", "sign_agreement"
 DIGITS = 6  # rounding of floats in the metrics file
 
 
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite: the run stops (MLflow FAILED) and is reported."""
+
+    def __init__(self, epoch: int, step: int, loss: float, rows: list[dict]):
+        super().__init__(f"loss {loss} at epoch {epoch}, step {step}")
+        self.epoch, self.step, self.loss, self.rows = epoch, step, loss, rows
+
+
 def pick_device() -> torch.device:
     """CUDA, else MPS, else CPU; ``$FREEGRAD_DEVICE`` forces one."""
     if os.environ.get("FREEGRAD_DEVICE"):
@@ -174,11 +182,19 @@ def fit(module, spec: dict, cfg: dict, seed: int, data: dict, device, on_epoch=N
                     diag(step, lambda xb=xb, yb=yb: module.loss_fn(model(xb), yb))
                 step += 1
                 out = model(xb)
-                loss = module.loss_fn(out, yb)
+                try:
+                    loss = module.loss_fn(out, yb)
+                except RuntimeError:  # e.g. binary_cross_entropy refuses a NaN input
+                    if bool(torch.isfinite(out).all()):
+                        raise
+                    raise Diverged(epoch, step, float("nan"), rows) from None
+                loss_value = float(loss.detach())
+                if not math.isfinite(loss_value):  # stop before a NaN reaches the weights
+                    raise Diverged(epoch, step, loss_value, rows)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                loss_sum += float(loss.detach()) * len(idx)
+                loss_sum += loss_value * len(idx)
                 correct += module.n_correct(out.detach(), yb)
             test_loss, test_acc = evaluate(module, model, data["test_x"], data["test_y"])
             row = dict(epoch=epoch, train_loss=loss_sum / n, train_acc=correct / n,
@@ -219,6 +235,14 @@ def summarize(values: list) -> dict:
     }
 
 
+def summaries(runs: dict) -> dict:
+    """Per run metric, its summary over seeds.  A configuration with a diverged seed has
+    no result (mean and std None): its surviving seeds would flatter it."""
+    if any("diverged_at_epoch" in r for r in runs.values()):
+        return {k: {"mean": None, "std": None, "n": 0} for k in RUN_METRICS}
+    return {k: summarize([r[k] for r in runs.values()]) for k in RUN_METRICS}
+
+
 def metrics_file(details: dict) -> dict:
     """The DVC metrics: per configuration, mean and std of each run metric."""
     out = {}
@@ -251,6 +275,53 @@ def configure_determinism() -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
     if torch.backends.cudnn.is_available():
         torch.backends.cudnn.benchmark = False
+
+
+def _one_run(name, spec, module, cfg, cname, seed, cdata, device, bar, show_bar, run_params,
+             tags, tmp):
+    """One (configuration, seed) as one MLflow run; returns (metrics, times, curve rows,
+    diagnostics rows).  Raises ``Diverged`` (the MLflow run ends FAILED, tagged)."""
+    with tracking.start(name, f"{cname}-seed{seed}", run_params,
+                        {**tags, "config": cname, "seed": seed}) as mlrun:
+
+        def on_epoch(row):
+            msg = (f"{name} {cname} seed={seed} epoch {row['epoch']}/"
+                   f"{spec['epochs']} train_loss={row['train_loss']:.4f} "
+                   f"test_acc={row['test_acc']:.4f} ({row['seconds']:.2f}s)")
+            (bar.write(msg) if show_bar else log.info(msg))
+            mlrun.log_epoch(row["epoch"], {
+                "train_loss": row["train_loss"], "train_acc": row["train_acc"],
+                "test_loss": row["test_loss"], "test_acc": row["test_acc"],
+                "epoch_seconds": row["seconds"]})
+
+        def diag_log(metrics, step):
+            mlrun.log_epoch(step, {f"diag/{k}": v for k, v in metrics.items()
+                                   if math.isfinite(v)})
+
+        made = []  # the run's GradientDiagnostics, if it has one
+
+        def diagnostics(model):
+            made.append(make_diagnostics(spec, cfg, seed, model, diag_log))
+            return made[-1]
+
+        try:
+            rows = fit(module, spec, cfg, seed, cdata, device, on_epoch, bar,
+                       diagnostics if diagnosed(spec, cfg, cname, seed) else None)
+        except Diverged as e:
+            mlrun.set_tag("diverged", str(e))
+            raise
+        diag_rows = [r for diag in made for r in diagnostics_rows(cname, seed, diag.history)]
+        m = _round(run_metrics(rows, spec["target_accuracy"]))
+        epoch_s = [r["seconds"] for r in rows[1:]]
+        times = {"mean_epoch_seconds": statistics.fmean(epoch_s), "epoch_seconds": epoch_s}
+        run_rows = [{"config": cname, "seed": seed, **r} for r in rows]
+        run_dir = Path(tmp) / f"{cname}-seed{seed}"
+        run_dir.mkdir()
+        io.write_json(run_dir / "metrics.json", {"config": cname, "seed": seed, **m, **times})
+        io.write_text(run_dir / "curves.csv", _curves_csv(run_rows))
+        mlrun.log_artifact(run_dir / "metrics.json")
+        mlrun.log_artifact(run_dir / "curves.csv")
+    return m, times, run_rows, diag_rows
 
 
 def run_experiment(name: str, params: dict | None = None, root: Path | None = None) -> dict:
@@ -303,53 +374,28 @@ def run_experiment(name: str, params: dict | None = None, root: Path | None = No
                               "profile": profile, **{k: v for k, v in spec.items()
                                                      if k not in ("configs", "title")},
                               **overrides, "rule": cfg, "data": cdata["meta"]}
-                with tracking.start(name, f"{cname}-seed{seed}", run_params,
-                                    {**tags, "config": cname, "seed": seed}) as mlrun:
-
-                    def on_epoch(row, cname=cname, seed=seed, mlrun=mlrun):
-                        msg = (f"{name} {cname} seed={seed} epoch {row['epoch']}/"
-                               f"{spec['epochs']} train_loss={row['train_loss']:.4f} "
-                               f"test_acc={row['test_acc']:.4f} ({row['seconds']:.2f}s)")
-                        (bar.write(msg) if show_bar else log.info(msg))
-                        mlrun.log_epoch(row["epoch"], {
-                            "train_loss": row["train_loss"], "train_acc": row["train_acc"],
-                            "test_loss": row["test_loss"], "test_acc": row["test_acc"],
-                            "epoch_seconds": row["seconds"]})
-
-                    def diag_log(metrics, step, mlrun=mlrun):
-                        mlrun.log_epoch(step, {f"diag/{k}": v for k, v in metrics.items()
-                                               if math.isfinite(v)})
-
-                    made = []  # the run's GradientDiagnostics, if it has one
-
-                    def diagnostics(model, cfg=cfg, seed=seed, log=diag_log, made=made):
-                        made.append(make_diagnostics(spec, cfg, seed, model, log))
-                        return made[-1]
-
-                    rows = fit(module, spec, cfg, seed, cdata, device, on_epoch, bar,
-                               diagnostics if diagnosed(spec, cfg, cname, seed) else None)
-                    for diag in made:
-                        diag_rows += diagnostics_rows(cname, seed, diag.history)
-                    m = _round(run_metrics(rows, spec["target_accuracy"]))
-                    epoch_s = [r["seconds"] for r in rows[1:]]
-                    runs[f"seed_{seed}"] = m
-                    times[f"seed_{seed}"] = {"mean_epoch_seconds": statistics.fmean(epoch_s),
-                                             "epoch_seconds": epoch_s}
-                    run_rows = [{"config": cname, "seed": seed, **r} for r in rows]
-                    curves += run_rows
-                    run_dir = Path(tmp) / f"{cname}-seed{seed}"
-                    run_dir.mkdir()
-                    io.write_json(run_dir / "metrics.json", {"config": cname, "seed": seed,
-                                                            **m, **times[f"seed_{seed}"]})
-                    io.write_text(run_dir / "curves.csv", _curves_csv(run_rows))
-                    mlrun.log_artifact(run_dir / "metrics.json")
-                    mlrun.log_artifact(run_dir / "curves.csv")
+                try:
+                    run = _one_run(name, spec, module, cfg, cname, seed, cdata, device, bar,
+                                   show_bar, run_params, tags, tmp)
+                except Diverged as e:
+                    msg = (f"error: {name} {cname} seed={seed} diverged: {e}; this run stops "
+                           "(MLflow FAILED) and the configuration is reported as diverged")
+                    (bar.write(msg, file=sys.stderr) if show_bar else log.error(msg))
+                    runs[f"seed_{seed}"] = {**{k: None for k in RUN_METRICS},
+                                            "diverged_at_epoch": e.epoch}
+                    curves += [{"config": cname, "seed": seed, **r} for r in e.rows]
+                    continue
+                m, times[f"seed_{seed}"], run_rows, run_diag = run
+                runs[f"seed_{seed}"] = m
+                curves += run_rows
+                diag_rows += run_diag
             details["configs"][cname] = {
                 "forward": cfg["forward"], "backward": cfg["backward"],
                 "rule_params": cfg["rule_params"], "provenance": cfg["provenance"],
                 **overrides,
                 **{k: cfg[k] for k in getattr(module, "EXTRA_CONFIG_KEYS", {}) if k in cfg},
-                "summary": {k: summarize([r[k] for r in runs.values()]) for k in RUN_METRICS},
+                "summary": summaries(runs),
+                "diverged": sum("diverged_at_epoch" in r for r in runs.values()),
                 "runs": runs,
             }
             timings["configs"][cname] = {
@@ -384,7 +430,7 @@ def main(argv=None) -> int:
         params = params_mod.load()
         params_mod.resolve(params, args.experiment)
         run_experiment(args.experiment, params)
-    except (params_mod.ParamsError, data_mod.DataError) as e:
+    except (params_mod.ParamsError, data_mod.DataError, tracking.TrackingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,71 @@
+"""A loss that becomes NaN stops that run (MLflow FAILED) and is reported, not dropped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from experiments import data as D
+from experiments import params as P
+from experiments import report, suc, train
+
+
+@pytest.fixture()
+def diverging_suc(monkeypatch):
+    """``suc`` whose ``constant`` configuration turns NaN after a few training steps."""
+    build = suc.build_model
+
+    def build_model(spec, cfg, meta):
+        model = build(spec, cfg, meta)
+        if cfg["backward"] == "d(Linear)":
+            calls = [0]
+
+            def poison(module, args, out):
+                calls[0] += module.training
+                return out * float("nan") if calls[0] > 30 else out
+
+            model.register_forward_hook(poison)
+        return model
+
+    monkeypatch.setattr(suc, "build_model", build_model)
+    params = P.load()
+    monkeypatch.setattr(D, "load", lambda name: D.make_ones(**params["data"]["ones"]))
+    params["profile"] = "smoke"
+    return params
+
+
+def test_nan_loss_stops_the_run_and_is_reported(diverging_suc, mlflow_uri, tmp_path, caplog):
+    details = train.run_experiment("suc", diverging_suc, root=tmp_path)
+    seeds = details["settings"]["seeds"]
+    bad, good = details["configs"]["constant"], details["configs"]["standard"]
+    assert bad["diverged"] == len(seeds) and good["diverged"] == 0
+    assert all(r["diverged_at_epoch"] == 1 and r["final_test_acc"] is None
+               for r in bad["runs"].values())
+    assert good["summary"]["final_test_acc"]["mean"] > 0.5
+    metrics = json.loads((tmp_path / "reports/metrics/suc.json").read_text())
+    assert metrics["constant"]["final_test_acc"] == {"mean": None, "std": None}
+    assert "diverged" in caplog.text and "constant seed=0" in caplog.text
+    # the table names it
+    df = report.table(metrics, details, None)
+    assert f"constant (diverged: {len(seeds)}/{len(seeds)} seeds)" in set(df["Configuration"])
+    assert "diverged_seeds" in report.numeric_table(metrics, details).columns
+    # MLflow: FAILED, tagged with the reason
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=mlflow_uri)
+    exp = client.get_experiment_by_name("suc")
+    runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    assert runs["constant-seed0"].info.status == "FAILED"
+    assert "nan" in runs["constant-seed0"].data.tags["diverged"]
+    assert runs["standard-seed0"].info.status == "FINISHED"
+
+
+def test_fit_raises_diverged_with_the_rows_so_far(diverging_suc):
+    spec = P.resolve(diverging_suc, "suc", "smoke")
+    cfg = spec["configs"]["constant"]
+    data = suc.prepare(D.load("ones"), "cpu")
+    with pytest.raises(train.Diverged) as err:
+        train.fit(suc, spec, cfg, 0, data, "cpu")
+    assert err.value.epoch == 1 and len(err.value.rows) == 1  # epoch 0 only
+    assert "loss nan at epoch 1" in str(err.value)
