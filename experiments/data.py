@@ -162,8 +162,7 @@ def prepare(params: dict, out_dir: Path = paths.PROCESSED, raw_root: Path = path
         else:
             raise DataError(f"unknown dataset {name!r}; known: {', '.join(params_mod.DATASETS)}")
         out = Path(out_dir) / f"{name}.pt"
-        with io.atomic_path(out) as tmp:
-            torch.save(data, tmp)
+        io.write_torch(out, data)  # byte-identical from run to run
         sizes = {k: tuple(v.shape) for k, v in data.items() if isinstance(v, torch.Tensor)}
         if "sets" in data:
             sizes = {f"d={k}": tuple(v["train_x"].shape) for k, v in data["sets"].items()}

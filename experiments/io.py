@@ -33,5 +33,46 @@ def write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def torch_bytes(obj) -> bytes:
+    """``torch.save(obj)`` as bytes, the same in every process.
+
+    torch's zip format holds a ``.data/serialization_id`` record that differs from one
+    process to the next; it is only metadata for logging, so it is set to zeros here (the
+    record keeps its length and alignment; both CRC-32 fields are updated).  Without this
+    two runs of the ``data`` stage would give different hashes in ``dvc.lock``."""
+    import io
+    import struct
+    import zipfile
+    import zlib
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    raw = bytearray(buf.getvalue())
+    with zipfile.ZipFile(io.BytesIO(bytes(raw))) as zf:
+        infos = [i for i in zf.infolist() if i.filename.endswith(".data/serialization_id")]
+        start_dir = zf.start_dir
+    for info in infos:
+        off = info.header_offset
+        name_len, extra_len = struct.unpack_from("<HH", raw, off + 26)
+        data_at = off + 30 + name_len + extra_len
+        raw[data_at:data_at + info.compress_size] = b"0" * info.compress_size
+        crc = zlib.crc32(b"0" * info.compress_size)
+        struct.pack_into("<I", raw, off + 14, crc)  # local header
+        pos = start_dir
+        while raw[pos:pos + 4] == b"PK\x01\x02":  # central directory
+            n, e, c = struct.unpack_from("<HHH", raw, pos + 28)
+            if raw[pos + 46:pos + 46 + n].decode() == info.filename:
+                struct.pack_into("<I", raw, pos + 16, crc)
+            pos += 46 + n + e + c
+    return bytes(raw)
+
+
+def write_torch(path: Path, obj) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(torch_bytes(obj))
+
+
 def write_json(path: Path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")

@@ -82,3 +82,22 @@ def test_data_stage_cli_reports_corruption(broken_mirror):
     # The CLI must fail before writing anything for the corrupted dataset.
     assert proc.returncode == 1
     assert "corrupted file" in proc.stderr and "t10k-labels-idx1-ubyte.gz" in proc.stderr
+
+
+def test_processed_files_are_byte_identical_across_processes(tmp_path):
+    """torch.save's per-process serialization id is zeroed: the data stage's hashes repeat."""
+    import subprocess
+    import sys
+
+    from experiments import paths
+
+    code = ("import sys; from experiments import io, data; "
+            "io.write_torch(sys.argv[1], data.make_ones(10, 200, 0.7, 0.2, 0))")
+    for name in ("a.pt", "b.pt"):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], cwd=paths.ROOT,
+                       check=True, timeout=120)
+    a, b = (tmp_path / "a.pt").read_bytes(), (tmp_path / "b.pt").read_bytes()
+    assert a == b
+    import torch
+
+    assert torch.load(tmp_path / "a.pt", weights_only=True)["meta"]["d"] == 10
