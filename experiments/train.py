@@ -159,6 +159,8 @@ def fit(module, spec: dict, cfg: dict, seed: int, data: dict, device, on_epoch=N
     gen = torch.Generator().manual_seed(seed)  # batch order, on CPU for every device
     model = module.build_model(spec, cfg, data["meta"]).to(device)
     opt = make_optimizer(spec, model, setting(spec, cfg, "lr"))
+    if spec.get("compile"):  # optional, off by default: see benchmarks/bench_epoch.py
+        model = torch.compile(model)
     x, y = data["train_x"], data["train_y"]
     n, bs = len(x), setting(spec, cfg, "batch_size")
     diag = diagnostics(model) if diagnostics is not None else None
