@@ -280,9 +280,11 @@ def configure_determinism() -> None:
 
 
 def _one_run(name, spec, module, cfg, cname, seed, cdata, device, bar, show_bar, run_params,
-             tags, tmp):
+             tags, tmp, trained=None):
     """One (configuration, seed) as one MLflow run; returns (metrics, times, curve rows,
-    diagnostics rows).  Raises ``Diverged`` (the MLflow run ends FAILED, tagged)."""
+    diagnostics rows).  Raises ``Diverged`` (the MLflow run ends FAILED, tagged).
+    ``trained``: the rows of this seed when it was trained stacked with its siblings
+    (``experiments.stacked``); they are logged as if trained here."""
     with tracking.start(name, f"{cname}-seed{seed}", run_params,
                         {**tags, "config": cname, "seed": seed}) as mlrun:
 
@@ -307,8 +309,14 @@ def _one_run(name, spec, module, cfg, cname, seed, cdata, device, bar, show_bar,
             return made[-1]
 
         try:
-            rows = fit(module, spec, cfg, seed, cdata, device, on_epoch, bar,
-                       diagnostics if diagnosed(spec, cfg, cname, seed) else None)
+            if trained is not None:
+                rows = trained
+                for row in rows[1:]:
+                    on_epoch(row)
+                    bar.update(1)
+            else:
+                rows = fit(module, spec, cfg, seed, cdata, device, on_epoch, bar,
+                           diagnostics if diagnosed(spec, cfg, cname, seed) else None)
         except Diverged as e:
             mlrun.set_tag("diverged", str(e))
             raise
@@ -324,6 +332,24 @@ def _one_run(name, spec, module, cfg, cname, seed, cdata, device, bar, show_bar,
         mlrun.log_artifact(run_dir / "metrics.json")
         mlrun.log_artifact(run_dir / "curves.csv")
     return m, times, run_rows, diag_rows
+
+
+def stacked_rows(name, module, spec, cfg, cname, cdata, device) -> list | None:
+    """Every seed's rows trained together (``stack_seeds: true``), or None: not asked for,
+    not eligible (logged), or a seed diverged (then one seed at a time reports it)."""
+    if not spec.get("stack_seeds") or len(spec["seeds"]) < 2:
+        return None
+    from experiments import stacked
+
+    why_not = stacked.eligible(module, spec, cfg, cdata["meta"])
+    if why_not is not None:
+        log.info("%s %s: seeds trained one at a time (%s)", name, cname, why_not)
+        return None
+    try:
+        return stacked.fit_seeds(module, spec, cfg, spec["seeds"], cdata, device)
+    except stacked.SeedDiverged:
+        log.info("%s %s: a seed diverged when stacked; training one seed at a time", name, cname)
+        return None
 
 
 def run_experiment(name: str, params: dict | None = None, root: Path | None = None) -> dict:
@@ -371,6 +397,7 @@ def run_experiment(name: str, params: dict | None = None, root: Path | None = No
                      if hasattr(module, "config_data") else data)
             overrides = {"batch_size": setting(spec, cfg, "batch_size"),
                          "lr": setting(spec, cfg, "lr")}
+            trained = stacked_rows(name, module, spec, cfg, cname, cdata, device)
             for seed in spec["seeds"]:
                 run_params = {"experiment": name, "config": cname, "seed": seed,
                               "profile": profile, **{k: v for k, v in spec.items()
@@ -378,7 +405,8 @@ def run_experiment(name: str, params: dict | None = None, root: Path | None = No
                               **overrides, "rule": cfg, "data": cdata["meta"]}
                 try:
                     run = _one_run(name, spec, module, cfg, cname, seed, cdata, device, bar,
-                                   show_bar, run_params, tags, tmp)
+                                   show_bar, run_params, tags, tmp,
+                                   trained and trained[spec["seeds"].index(seed)])
                 except Diverged as e:
                     msg = (f"error: {name} {cname} seed={seed} diverged: {e}; this run stops "
                            "(MLflow FAILED) and the configuration is reported as diverged")
@@ -401,6 +429,7 @@ def run_experiment(name: str, params: dict | None = None, root: Path | None = No
                 "runs": runs,
             }
             timings["configs"][cname] = {
+                "stacked_seeds": trained is not None,
                 "mean_epoch_seconds": summarize([t["mean_epoch_seconds"]
                                                  for t in times.values()]),
                 "runs": times,
