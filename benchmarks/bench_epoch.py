@@ -7,7 +7,7 @@
 * ``(b) published style``: torchvision's MNIST with ``ToTensor`` through a ``DataLoader``
   (shuffle, ``num_workers=0``), native ``nn.Sigmoid``: how the published examples train.
 
-An epoch is the training pass over 60,000 images plus the evaluation of the 10,000 test
+Every variant runs once untimed first (warm-up).  An epoch is the training pass over 60,000 images plus the evaluation of the 10,000 test
 images, for every variant (``fit`` evaluates after each epoch).  SGD, LR 0.01, momentum 0.9
 (the ``lenet`` experiment).  Variants run once per round, rounds interleave them, and each
 ratio is the median over rounds of (variant time / (a) time in the same round).
@@ -167,6 +167,8 @@ def main() -> None:
                 compile_s = time.perf_counter() - t0 - first
                 variants["ours, no rule, compile"] = (
                     lambda: ours_epoch(cspec, cfgs["ours, no rule"], data))
+            for fn in variants.values():  # warm-up (first-call initialisation), not timed
+                fn()
             times = {name: [] for name in variants}
             names = list(variants)
             for r in range(args.rounds):

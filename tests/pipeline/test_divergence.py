@@ -32,6 +32,7 @@ def diverging_suc(monkeypatch):
     params = P.load()
     monkeypatch.setattr(D, "load", lambda name: D.make_ones(**params["data"]["ones"]))
     params["profile"] = "smoke"
+    params["experiments"]["suc"]["stack_seeds"] = False  # the hook lives on one seed's model
     return params
 
 
@@ -59,6 +60,20 @@ def test_nan_loss_stops_the_run_and_is_reported(diverging_suc, mlflow_uri, tmp_p
     assert runs["constant-seed0"].info.status == "FAILED"
     assert "nan" in runs["constant-seed0"].data.tags["diverged"]
     assert runs["standard-seed0"].info.status == "FINISHED"
+
+
+def test_stacked_divergence_falls_back_to_one_seed_at_a_time(diverging_suc, mlflow_uri,
+                                                             tmp_path, monkeypatch):
+    from experiments import stacked
+
+    def diverges(*args, **kwargs):
+        raise stacked.SeedDiverged("epoch 1")
+
+    monkeypatch.setattr(stacked, "fit_seeds", diverges)
+    diverging_suc["experiments"]["suc"]["stack_seeds"] = True
+    details = train.run_experiment("suc", diverging_suc, root=tmp_path)
+    assert details["configs"]["constant"]["diverged"] == len(details["settings"]["seeds"])
+    assert details["configs"]["standard"]["diverged"] == 0
 
 
 def test_fit_raises_diverged_with_the_rows_so_far(diverging_suc):
