@@ -7,10 +7,11 @@
 * ``(b) published style``: torchvision's MNIST with ``ToTensor`` through a ``DataLoader``
   (shuffle, ``num_workers=0``), native ``nn.Sigmoid``: how the published examples train.
 
-Every variant runs once untimed first (warm-up).  An epoch is the training pass over 60,000 images plus the evaluation of the 10,000 test
-images, for every variant (``fit`` evaluates after each epoch).  SGD, LR 0.01, momentum 0.9
-(the ``lenet`` experiment).  Variants run once per round, rounds interleave them, and each
-ratio is the median over rounds of (variant time / (a) time in the same round).
+Every variant runs once untimed first (warm-up).  An epoch is the training pass over
+60,000 images plus the evaluation of the 10,000 test images, for every variant (``fit``
+evaluates after each epoch).  SGD, LR 0.01, momentum 0.9 (the ``lenet`` experiment).
+Variants run once per round, rounds interleave them, and each ratio is the median over
+rounds of (variant time / (a) time in the same round).
 
     python benchmarks/bench_epoch.py [--rounds 3] [--batch-sizes 256 64] [--train-limit N]
                                      [--no-compile]
@@ -157,7 +158,7 @@ def main() -> None:
             variants = {
                 "(a) plain": lambda bs=bs: plain_epoch(x, y, tx, ty, bs),
                 "(b) published style": lambda bs=bs: published_epoch(train_ds, test_ds, bs),
-                **{name: (lambda c=c: ours_epoch(bspec, c, data)) for name, c in cfgs.items()},
+                **{name: (lambda c=c, s=bspec: ours_epoch(s, c, data)) for name, c in cfgs.items()},
             }
             compile_s = None
             if not args.no_compile:
@@ -166,7 +167,7 @@ def main() -> None:
                 first = ours_epoch(cspec, cfgs["ours, no rule"], data)  # compiles
                 compile_s = time.perf_counter() - t0 - first
                 variants["ours, no rule, compile"] = (
-                    lambda: ours_epoch(cspec, cfgs["ours, no rule"], data))
+                    lambda s=cspec, c=cfgs["ours, no rule"]: ours_epoch(s, c, data))
             for fn in variants.values():  # warm-up (first-call initialisation), not timed
                 fn()
             times = {name: [] for name in variants}
@@ -178,13 +179,13 @@ def main() -> None:
             print(f"\nbatch size {bs}: (a) plain {statistics.median(base):.2f} s / epoch")
             print(f"{'variant':<26}{'s/epoch':>9}{'x (a)':>9}{'target':>10}")
             for name in names:
-                ratio = statistics.median(t / b for t, b in zip(times[name], base))
+                ratio = statistics.median(t / b for t, b in zip(times[name], base, strict=True))
                 target = TARGETS.get(name)
                 mark = "" if target is None else (
                     f"<= {target}  " + ("ok" if ratio <= target else "MISS"))
                 print(f"{name:<26}{statistics.median(times[name]):>9.2f}{ratio:>8.3f}x  {mark}")
             speedup = statistics.median(p / o for p, o in zip(times["(b) published style"],
-                                                              times["ours, no rule"]))
+                                                              times["ours, no rule"], strict=True))
             print(f"(b) / ours, no rule: {speedup:.2f}x faster (target >= 1.6)  "
                   + ("ok" if speedup >= 1.6 else "MISS"))
             if compile_s is not None:

@@ -57,7 +57,7 @@ def main() -> None:
                 else:
                     stacked.fit_seeds(module, spec, cfg, seeds, data, "cpu")
                     st.append(time.perf_counter() - t0)
-        ratio = statistics.median(a / b for a, b in zip(one, st))
+        ratio = statistics.median(a / b for a, b in zip(one, st, strict=True))
         print(f"{name + ' / ' + cname:<42}{len(seeds):>6}{statistics.median(one):>14.2f}s"
               f"{statistics.median(st):>9.2f}s{ratio:>9.2f}x")
 

@@ -35,7 +35,6 @@ from pathlib import Path
 
 from experiments import paths
 
-
 RETRIES = 10  # backoff 0.05 s * 2^i (capped at 8 s), with jitter: about 30 s in all
 OWNER_TAG = "freegrad.owner"  # "<host>:<pid>:<process start time>"
 

@@ -67,7 +67,8 @@ PARAMS_CASES = [
 ]
 
 OTHER_CASES = [
-    ("params.yaml is not YAML", "params.yaml: 'profile: [full'", ["params.yaml", "not valid YAML"]),
+    ("params.yaml is not YAML", "params.yaml: 'profile: [full'",
+     ["params.yaml", "not valid YAML"]),
     ("params.yaml missing", "no params.yaml", ["params.yaml", "file not found"]),
     ("unknown experiment on the command line", "python -m experiments.train nosuch",
      ["error: experiment 'nosuch' is not defined in params.yaml", "defined: suc"]),
@@ -75,7 +76,8 @@ OTHER_CASES = [
      ["mnist.pt does not exist", "dvc repro data"]),
     ("missing dataset file in the mirror", "<mirror>/MNIST/raw/train-labels-idx1-ubyte.gz absent",
      ["missing file", "train-labels-idx1-ubyte.gz", "d53e105e", "FREEGRAD_DATA_MIRROR"]),
-    ("corrupted dataset file in the mirror", "<mirror>/MNIST/raw/t10k-labels-idx1-ubyte.gz truncated",
+    ("corrupted dataset file in the mirror",
+     "<mirror>/MNIST/raw/t10k-labels-idx1-ubyte.gz truncated",
      ["corrupted file", "t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c",
       "data.mirror"]),
     ("unwritable MLflow store", "MLFLOW_TRACKING_URI=sqlite:///<a file>/mlruns.db",

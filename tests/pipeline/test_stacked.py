@@ -39,7 +39,7 @@ def test_stacked_equals_one_seed_at_a_time(name, module, cname):
                      for rows in both[1]]  # deterministic run to run
     for rows_one, rows_st in zip(one, both[0], strict=True):
         assert len(rows_one) == len(rows_st) == 4
-        for a, b in zip(rows_one, rows_st):
+        for a, b in zip(rows_one, rows_st, strict=True):
             for k in ("train_loss", "test_loss", "train_acc", "test_acc"):
                 assert abs(a[k] - b[k]) <= TOL, (k, a, b)
     assert one[0][-1]["train_loss"] != one[1][-1]["train_loss"]  # seeds do differ

@@ -54,7 +54,7 @@ def test_concurrent_writers_share_one_sqlite_store(tmp_path):
                               cwd=paths.ROOT, env=_env(uri), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for w in range(2)]
     outs = [p.communicate(timeout=180) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-3000:]
         assert "database is locked" not in err
     runs = _runs(uri, "concurrent")
