@@ -35,7 +35,6 @@ from torch import nn
 from experiments import train
 
 # Rules that draw random numbers in their backward (freegrad has no flag for it).
-STOCHASTIC_RULES = ("noise", "full_jam", "positive_jam", "rectangular_jam")
 
 
 def eligible(module, spec: dict, cfg: dict, meta: dict) -> str | None:
@@ -46,7 +45,7 @@ def eligible(module, spec: dict, cfg: dict, meta: dict) -> str | None:
         return "gradient diagnostics are measured one seed at a time"
     if spec.get("compile"):
         return "compile is for one seed at a time"
-    if cfg.get("backward") in STOCHASTIC_RULES:
+    if not train.is_true_derivative(cfg) and fg.get(cfg["backward"]).stochastic:
         return f"rule {cfg['backward']!r} is stochastic"
     model = module.build_model(spec, cfg, meta)
     if not isinstance(model, nn.Sequential) or not all(

@@ -67,6 +67,11 @@ def test_every_registered_rule_has_a_formula_test():
     assert set(fg.names()) == set(FORMULAS) | set(NOISY)
 
 
+def test_exactly_the_noisy_rules_are_marked_stochastic():
+    assert {n for n in fg.names() if fg.get(n).stochastic} == set(NOISY)
+    assert fg.compose("rectangular", "noise").stochastic and not fg.compose("rectangular").stochastic
+
+
 @pytest.mark.parametrize("name", sorted(FORMULAS))
 def test_rule_matches_formula_when_called(name):
     params, expected = FORMULAS[name]

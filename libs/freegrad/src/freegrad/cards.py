@@ -17,10 +17,11 @@ HEADER = """# FreeGrad rule card
 Generated from the rule registry by `python -m freegrad.cards docs/rules.md`; do not edit.
 Notation: g is the incoming gradient (grad_out), x the activation's forward input,
 σ the logistic function, 1[·] an indicator. "Saves" is what the rule keeps from the
-forward pass for its backward: nothing, a one-byte mask, or the input.
+forward pass for its backward: nothing, a one-byte mask, or the input. "Random" rules draw
+noise (seed them with `use(..., seed=N)`).
 
-| rule | formula | parameters (defaults) | saves | source |
-|---|---|---|---|---|
+| rule | formula | parameters (defaults) | saves | random | source |
+|---|---|---|---|---|---|
 """
 
 
@@ -42,7 +43,8 @@ def render() -> str:
     rows = []
     for name in registry.names():
         rule = registry.get(name)
-        cells = [f"`{name}`", rule.formula, _params(rule), _saves(rule), rule.source]
+        cells = [f"`{name}`", rule.formula, _params(rule), _saves(rule),
+                 "yes" if rule.stochastic else "no", rule.source]
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return HEADER + "\n".join(rows) + "\n"
 

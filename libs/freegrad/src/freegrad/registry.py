@@ -96,6 +96,7 @@ class Rule(_Callable):
         check: Callable[..., None] | None = None,
         formula: str | None = None,
         source: str | None = None,
+        stochastic: bool = False,
     ):
         if not callable(saves) and saves not in SAVES:
             raise ValueError(f"saves={saves!r} is not one of {SAVES}")
@@ -110,6 +111,7 @@ class Rule(_Callable):
         doc = inspect.getdoc(fn) or ""
         self.formula = formula or (doc.splitlines()[0] if doc else "(not documented)")
         self.source = source or "user rule"
+        self.stochastic = stochastic  # draws random numbers (from ctx.generator, see use(seed=))
         self.__doc__ = doc
 
     def __repr__(self) -> str:
@@ -118,7 +120,7 @@ class Rule(_Callable):
     def renamed(self, name: str) -> Rule:
         return Rule(
             name, self.fn, saves=self.saves, mask=self.mask, check=self.check,
-            formula=self.formula, source=self.source,
+            formula=self.formula, source=self.source, stochastic=self.stochastic,
         )
 
     def resolve(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -190,6 +192,7 @@ class Composite(_Callable):
         for rule, _ in parts:
             self.defaults.update(rule.defaults)
         self.accepts_any = any(rule.accepts_any for rule, _ in parts)
+        self.stochastic = any(rule.stochastic for rule, _ in parts)
         self.formula = " ∘ ".join(f"[{rule.name}]" for rule, _ in reversed(parts))
         self.source = "composition"
 
@@ -249,10 +252,12 @@ def register(
     check: Callable[..., None] | None = None,
     formula: str | None = None,
     source: str | None = None,
+    stochastic: bool = False,
 ):
     """Decorator registering ``fn(ctx, grad_out, input, **params)`` (or a composite) as ``name``.
 
     A name can be registered once; a second registration raises :class:`RuleError`.
+    ``stochastic=True`` marks a rule that draws random numbers.
     Returns the :class:`Rule`, which is called like the function.
     """
 
@@ -262,7 +267,8 @@ def register(
         if isinstance(fn, (Rule, Composite)):
             rule = fn.renamed(name)
         else:
-            rule = Rule(name, fn, saves=saves, mask=mask, check=check, formula=formula, source=source)
+            rule = Rule(name, fn, saves=saves, mask=mask, check=check, formula=formula, source=source,
+                        stochastic=stochastic)
         _RULES[name] = rule
         return rule
 

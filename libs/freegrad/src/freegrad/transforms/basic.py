@@ -52,7 +52,7 @@ def clip_norm(ctx, grad_out, input, max_norm=1.0, eps=1e-12):
 
 
 @register(
-    "noise", saves="nothing", check=non_negative("sigma"),
+    "noise", saves="nothing", check=non_negative("sigma"), stochastic=True,
     formula="g + sigma · ε, ε ~ N(0, 1) elementwise",
     source=f"{PAPER}, noisy derivative (noise on the constant rule); {PUBLISHED}",
 )

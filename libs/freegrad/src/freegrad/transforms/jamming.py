@@ -34,7 +34,7 @@ def _saves(params):
 
 
 @register(
-    "full_jam", saves="nothing", check=_MODES,
+    "full_jam", saves="nothing", check=_MODES, stochastic=True,
     formula="g · u (mode='sign': sign(g) · u), u ~ U[0, 1) elementwise", source=SOURCE,
 )
 def full_jam(ctx, grad_out, input, mode="scale"):
@@ -43,6 +43,7 @@ def full_jam(ctx, grad_out, input, mode="scale"):
 
 @register(
     "positive_jam", saves=_saves, mask=lambda x, test, mode: x >= 0, check=all_of(_MODES, _TESTS),
+    stochastic=True,
     formula="g · u · 1[x ≥ 0] (test='grad': 1[g ≥ 0]; mode='sign': sign(g) · u)", source=SOURCE,
 )
 def positive_jam(ctx, grad_out, mask, test="input", mode="scale"):
@@ -53,7 +54,7 @@ def positive_jam(ctx, grad_out, mask, test="input", mode="scale"):
 
 @register(
     "rectangular_jam", saves=_saves, mask=lambda x, a, b, test, mode: (x >= a) & (x <= b),
-    check=all_of(_MODES, _TESTS, ordered("a", "b")),
+    check=all_of(_MODES, _TESTS, ordered("a", "b")), stochastic=True,
     formula="g · u · 1[a ≤ x ≤ b] (test='grad': 1[a ≤ g ≤ b]; mode='sign': sign(g) · u)",
     source=SOURCE,
 )
