@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from experiments import paths
-
-
-def _mirror() -> Path | None:
-    env = os.environ.get("FREEGRAD_DATA_MIRROR")
-    for cand in ([Path(env)] if env else []) + [paths.ROOT.parent / "shared" / "datasets"]:
-        if (cand / "MNIST" / "raw").is_dir():
-            return cand.resolve()
-    return None
+from tests.conftest import _mirror  # noqa: F401  (also imported by test_kill)
 
 
 @pytest.fixture(scope="session")

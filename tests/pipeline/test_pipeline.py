@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
 
 import pytest
+
+from tests.conftest import sh
 
 pytestmark = pytest.mark.slow
 
 EXPERIMENTS = ("suc", "mlp", "mlp_sweep", "lenet", "cnn", "cnn_fashion", "bnn")
 DIAGNOSED = ("lenet", "cnn", "cnn_fashion")
 STAGES = ("data", *(f"train@{e}" for e in EXPERIMENTS), "report", "claims", "figures")
-
-
-def _sh(args, cwd, env, timeout=600, check=True):
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, args))} failed ({proc.returncode}):\n"
-                             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc
 
 
 @pytest.fixture(scope="module")
@@ -178,10 +170,10 @@ def test_mlflow_runs(workspace):
 
 
 def test_rerun_with_nothing_changed_runs_nothing(workspace):
-    out = _sh(["dvc", "repro"], workspace["repo"], workspace["env"]).stdout
+    out = sh(["dvc", "repro"], workspace["repo"], workspace["env"]).stdout
     assert "Running stage" not in out, out
     assert "Data and pipelines are up to date" in out
-    status = _sh(["dvc", "status"], workspace["repo"], workspace["env"]).stdout
+    status = sh(["dvc", "status"], workspace["repo"], workspace["env"]).stdout
     assert "up to date" in status.lower(), status
 
 
@@ -193,7 +185,7 @@ def test_rerunning_training_gives_identical_metrics(workspace):
                                ("diagnostics", "csv"))]
     before = {f: (repo / f).read_bytes() for f in files}
     for stage in ("train@suc", "train@cnn"):
-        out = _sh(["dvc", "repro", "--force", "--single-item", stage], repo, env).stdout
+        out = sh(["dvc", "repro", "--force", "--single-item", stage], repo, env).stdout
         assert f"Running stage '{stage}'" in out
     assert {f: (repo / f).read_bytes() for f in files} == before
 
@@ -204,10 +196,10 @@ def _ran(out):
 
 def test_edits_rerun_exactly_what_they_affect(workspace):
     repo, env = workspace["repo"], workspace["env"]
-    _sh(["dvc", "repro"], repo, env)  # settle after the forced retrain above
+    sh(["dvc", "repro"], repo, env)  # settle after the forced retrain above
     fig = repo / "experiments" / "figures.py"
     fig.write_text(fig.read_text().replace("alpha=0.2", "alpha=0.25"))
-    assert _ran(_sh(["dvc", "repro"], repo, env).stdout) == {"figures"}
+    assert _ran(sh(["dvc", "repro"], repo, env).stdout) == {"figures"}
     params = repo / "params.yaml"
     text = params.read_text()
     old = 'target_accuracy: 0.95   # "epochs to reach"'
@@ -216,5 +208,5 @@ def test_edits_rerun_exactly_what_they_affect(workspace):
     # Retrains suc only; the metrics (epochs to target) change, so the tables, claims and
     # figures (which read the metrics) are redone.  (Up to the figures: the paper stage
     # quotes the table's column names, which this edit renames.)
-    out = _sh(["dvc", "repro", "report", "claims", "figures"], repo, env).stdout
+    out = sh(["dvc", "repro", "report", "claims", "figures"], repo, env).stdout
     assert _ran(out) == {"train@suc", "report", "claims", "figures"}
