@@ -34,9 +34,6 @@ from torch import nn
 
 from experiments import train
 
-# Rules that draw random numbers in their backward (freegrad has no flag for it).
-
-
 def eligible(module, spec: dict, cfg: dict, meta: dict) -> str | None:
     """None if ``cfg`` can train stacked; else why not."""
     if spec.get("optimizer", "sgd") != "sgd":
