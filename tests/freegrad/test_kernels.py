@@ -40,3 +40,10 @@ def test_compute_mask_equals_plain_mask(numel):
     x = torch.randn(numel)
     fn = fg.get("rectangular").mask
     assert torch.equal(compute_mask(fn, x, {"a": -0.2, "b": 0.7}), (x >= -0.2) & (x <= 0.7))
+
+
+@pytest.mark.parametrize("a,b", [(-0.5, 0.5), (-0.5, 1.0), (0.0, 0.25)])
+def test_rectangular_window_is_closed_for_symmetric_and_other_windows(a, b):
+    x = torch.tensor([a - 1e-3, a, (a + b) / 2, b, b + 1e-3, -b, 2 * b])
+    got = fg.get("rectangular").mask(x, a=a, b=b)
+    assert torch.equal(got, (x >= a) & (x <= b))

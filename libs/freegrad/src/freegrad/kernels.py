@@ -4,9 +4,10 @@ A mask rule's forward computes ``mask(x)`` (several comparisons, each a pass
 over ``x`` with a full-size temporary) and its backward ``grad · mask``, where
 PyTorch's CPU ``float * bool`` converts the mask outside its vectorised loop.
 For large contiguous CPU tensors both run chunk by chunk: temporaries stay in
-cache and off fresh pages, and the mask is converted as uint8 (vectorised).
-Small tensors, GPUs, double backward and torch.func / torch.compile tracing
-take the plain expressions, which those handle well.
+cache and off fresh pages, and the mask is converted as uint8 (vectorised);
+smaller CPU tensors multiply by the mask viewed as uint8. GPUs and
+torch.func / torch.compile tracing take the plain expressions, which those
+handle well.
 """
 
 from __future__ import annotations
@@ -19,15 +20,22 @@ CHUNK = 1 << 18  # elements: a 1 MiB float32 temporary stays in L2; fewer Python
 MIN_CHUNKED = 4 * CHUNK
 
 
+def _eager_cpu(*tensors: torch.Tensor) -> bool:
+    """Plain CPU tensors, not traced by torch.compile or wrapped by torch.func."""
+    return (
+        all(t.device.type == "cpu" for t in tensors)
+        and not torch.compiler.is_compiling()
+        and not any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
+    )
+
+
 def _chunkable(*tensors: torch.Tensor) -> bool:
     first = tensors[0]
     return (
         first.numel() >= MIN_CHUNKED
-        and first.device.type == "cpu"
         and not torch.is_grad_enabled()
         and all(t.shape == first.shape and t.is_contiguous() for t in tensors)
-        and not torch.compiler.is_compiling()
-        and not any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
+        and _eager_cpu(*tensors)
     )
 
 
@@ -51,7 +59,8 @@ def compute_mask(mask_fn: Callable[..., torch.Tensor], x: torch.Tensor, params: 
 def apply_mask(grad: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``grad * mask`` for a boolean ``mask`` of the same shape."""
     if not _chunkable(grad, mask):
-        return grad * mask
+        # On the CPU, float * uint8 is 2-3x faster than float * bool (measured); same values.
+        return grad * (mask.view(torch.uint8) if _eager_cpu(grad, mask) else mask)
     out = torch.empty_like(grad)
     # uint8 -> float converts vectorised; bool -> float does not.
     flat_grad, flat_mask, flat_out = grad.view(-1), mask.view(-1).view(torch.uint8), out.view(-1)

@@ -19,8 +19,13 @@ PAPER = "Troiano et al. 2025 (arXiv 2509.07236)"
 PUBLISHED = "freegrad 1.0.1 (the paper's companion library)"
 
 
+def _window(x, a, b):
+    """1[a ≤ x ≤ b]; a symmetric window is one comparison fewer (the same set exactly)."""
+    return x.abs() <= b if a == -b else (x >= a) & (x <= b)
+
+
 @register(
-    "rectangular", saves="mask", mask=lambda x, a, b: (x >= a) & (x <= b),
+    "rectangular", saves="mask", mask=lambda x, a, b: _window(x, a, b),
     check=ordered("a", "b"),
     formula="g · 1[a ≤ x ≤ b]", source=f"{PAPER}, rectangular derivative",
 )
