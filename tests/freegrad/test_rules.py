@@ -90,7 +90,7 @@ def test_rule_matches_formula_through_activation(name):
     torch.testing.assert_close(x.grad, expected(G, X))
 
 
-def _noise(seed):
+def _generator(seed):
     gen = torch.Generator().manual_seed(seed)
     return gen
 
@@ -101,8 +101,8 @@ def test_stochastic_rule_matches_formula(name):
     x = X.clone().requires_grad_(True)
     with fg.use(name, params, scope="activations", seed=11):
         fg.Activation("Linear")(x).backward(G)
-    n = torch.randn(G.shape, generator=_noise(11), dtype=G.dtype)
-    u = torch.rand(G.shape, generator=_noise(11), dtype=G.dtype)
+    n = torch.randn(G.shape, generator=_generator(11), dtype=G.dtype)
+    u = torch.rand(G.shape, generator=_generator(11), dtype=G.dtype)
     torch.testing.assert_close(x.grad, expected(G, X, n, u))
 
 
@@ -111,7 +111,7 @@ def test_jamming_readings(name, params, expected):
     x = X.clone().requires_grad_(True)
     with fg.use(name, params, scope="activations", seed=3):
         fg.Activation("Linear")(x).backward(G)
-    u = torch.rand(G.shape, generator=_noise(3), dtype=G.dtype)
+    u = torch.rand(G.shape, generator=_generator(3), dtype=G.dtype)
     torch.testing.assert_close(x.grad, expected(G, X, u))
 
 
