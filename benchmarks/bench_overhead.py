@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import importlib.util
 import json
 import os
@@ -88,8 +89,10 @@ def measure(rounds: int, size: int) -> dict:
     native = statistics.median(times["native"])
     ratios = {name: statistics.median(times[name]) / native for name in VARIANTS}
     saved = {name: _saved_bytes_per_element(fns[name]) for name in fns}
+    kernels = importlib.util.find_spec("freegrad.kernels")  # absent from 1.0.1
     return {
         "version": getattr(freegrad, "__version__", "1.0.1"),
+        "mask_kernels": importlib.import_module("freegrad.kernels").native_status() if kernels else None,
         "native_ms": 1000 * native,
         "ratios": ratios,
         "saved_bytes_per_element": saved,
@@ -117,6 +120,7 @@ def report(ours: dict, published: dict | None) -> None:
     print(f"forward+backward of {args.size}x{args.size} float32, Logistic; {args.rounds} interleaved rounds;"
           f" torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"native torch.sigmoid: {ours['native_ms']:.1f} ms (median)")
+    print(f"our compiled mask kernels: {ours['mask_kernels']}")
     header = f"{'variant':<14}{'ours ' + ours['version']:>16}{'target':>9}"
     if published:
         header += f"{'freegrad ' + published['version']:>18}"

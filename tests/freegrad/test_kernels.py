@@ -1,21 +1,82 @@
-"""The chunked mask kernel equals the plain product on every path."""
+"""Mask kernels: the compiled loops and every PyTorch fallback give the same values."""
 
-import pytest
-import torch
+import importlib.util
+import math
+import shutil
 
 import freegrad as fg
-from freegrad.kernels import CHUNK, MIN_CHUNKED, apply_mask
+import pytest
+import torch
+from freegrad import kernels
+from freegrad.kernels import CHUNK, MIN_CHUNKED, Interval, apply_mask, compute_mask
+
+INTERVAL_RULES = sorted(n for n in fg.names()
+                        if isinstance(getattr(fg.get(n), "mask", None), Interval))
+
+
+@pytest.fixture(params=["compiled", "pytorch"])
+def path(request, monkeypatch):
+    """Run a test on the compiled kernels and again on the PyTorch fallback."""
+    if request.param == "compiled":
+        if kernels.native() is None:
+            pytest.skip(kernels.native_status())
+    else:
+        monkeypatch.setattr(kernels, "_native", {"module": None, "status": "off (test)"})
+    return request.param
+
+
+def _edge_values(lo: float, hi: float, dtype) -> torch.Tensor:
+    """Both ends, their float neighbours, infinities, NaN, signed zeros, and noise."""
+    ends = torch.tensor([lo, hi], dtype=torch.float64).to(dtype)
+    finite = ends[torch.isfinite(ends)]
+    up, down = torch.nextafter(finite, finite + 1), torch.nextafter(finite, finite - 1)
+    near = torch.cat([finite, up, down])
+    special = torch.tensor([math.inf, -math.inf, math.nan, 0.0, -0.0], dtype=dtype)
+    return torch.cat([near, special, torch.randn(70_000, dtype=dtype) * 4])  # > one thread's grain
+
+
+def test_builtin_masks_are_intervals():
+    assert {"rectangular", "d(ReLU)", "d(ReLU6)", "d(LeakyReLU)", "d(HardTanh)", "positive_jam",
+            "rectangular_jam", "straight_through"} <= set(INTERVAL_RULES)
+
+
+def test_compiled_kernels_are_built_where_a_compiler_and_ninja_exist():
+    if shutil.which("c++") is None or importlib.util.find_spec("ninja") is None:
+        pytest.skip("no C++ compiler or ninja: the fallback is tested below")
+    if kernels.os.environ.get("FREEGRAD_NATIVE") == "0":
+        pytest.skip("FREEGRAD_NATIVE=0")
+    assert kernels.native_status().startswith("in use"), kernels.native_status()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", INTERVAL_RULES)
+def test_interval_mask_equals_its_formula_at_the_ends(name, dtype, path):
+    rule = fg.get(name)
+    for params in (rule.defaults, {k: v * 0.3 if isinstance(v, float) else v
+                                   for k, v in rule.defaults.items()}):
+        lo, hi = rule.mask.bounds(**params)
+        x = _edge_values(lo, hi, dtype)
+        # the ends rounded to the dtype, as torch compares with a Python number
+        lo_t, hi_t = (torch.tensor(v, dtype=dtype) for v in (lo, hi))
+        above = x >= lo_t if rule.mask.closed[0] else x > lo_t
+        below = x <= hi_t if rule.mask.closed[1] else x < hi_t
+        assert torch.equal(compute_mask(rule.mask, x, params), above & below), params
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
-@pytest.mark.parametrize("numel", [MIN_CHUNKED, MIN_CHUNKED + CHUNK // 3, 10])
-def test_apply_mask_equals_plain_product(dtype, numel):
+@pytest.mark.parametrize("numel", [MIN_CHUNKED, MIN_CHUNKED + CHUNK // 3, 70_000, 10])
+def test_apply_mask_equals_plain_product(dtype, numel, path):
     g = torch.randn(numel).to(dtype)
+    g[:4] = torch.tensor([math.nan, -1.0, math.inf, -0.0])  # NaN·0 stays NaN, -1·0 is -0
     m = torch.rand(numel) > 0.4
-    assert torch.equal(apply_mask(g, m), g * m)
+    m[:4] = False
+    got, want = apply_mask(g, m), g * m
+    assert torch.equal(got.isnan(), want.isnan())
+    assert torch.equal(got.nan_to_num(), want.nan_to_num())
+    assert torch.equal(got.signbit(), want.signbit())
 
 
-def test_large_rectangular_backward_matches_formula():
+def test_large_rectangular_backward_matches_formula(path):
     x = torch.randn(1024, 1025, requires_grad=True)  # above MIN_CHUNKED, not a multiple of CHUNK
     g = torch.randn(1024, 1025)
     with fg.use("rectangular", scope="activations"):
@@ -23,7 +84,7 @@ def test_large_rectangular_backward_matches_formula():
     assert torch.equal(x.grad, g * ((x >= -0.5) & (x <= 0.5)))
 
 
-def test_non_contiguous_and_grad_mode_take_the_plain_path():
+def test_non_contiguous_and_grad_mode_take_the_plain_path(path):
     g = torch.randn(2048, 1024).t()
     m = torch.rand(1024, 2048) > 0.5
     assert torch.equal(apply_mask(g, m), g * m)
@@ -34,12 +95,15 @@ def test_non_contiguous_and_grad_mode_take_the_plain_path():
 
 
 @pytest.mark.parametrize("numel", [MIN_CHUNKED + 5, 100])
-def test_compute_mask_equals_plain_mask(numel):
-    from freegrad.kernels import compute_mask
-
+def test_compute_mask_equals_plain_mask(numel, path):
     x = torch.randn(numel)
     fn = fg.get("rectangular").mask
     assert torch.equal(compute_mask(fn, x, {"a": -0.2, "b": 0.7}), (x >= -0.2) & (x <= 0.7))
+
+
+def test_user_mask_functions_take_the_pytorch_path():
+    x = torch.randn(MIN_CHUNKED + 3)
+    assert torch.equal(compute_mask(lambda x, k: x.sin() > k, x, {"k": 0.1}), x.sin() > 0.1)
 
 
 @pytest.mark.parametrize("a,b", [(-0.5, 0.5), (-0.5, 1.0), (0.0, 0.25)])
@@ -47,3 +111,26 @@ def test_rectangular_window_is_closed_for_symmetric_and_other_windows(a, b):
     x = torch.tensor([a - 1e-3, a, (a + b) / 2, b, b + 1e-3, -b, 2 * b])
     got = fg.get("rectangular").mask(x, a=a, b=b)
     assert torch.equal(got, (x >= a) & (x <= b))
+
+
+def test_unbounded_interval_keeps_every_number_but_nan():
+    x = torch.tensor([-math.inf, -1.0, 0.0, math.inf, math.nan])
+    assert Interval(lambda: (-math.inf, math.inf))(x).tolist() == [True] * 4 + [False]
+
+
+def test_a_failed_build_warns_once_and_falls_back(monkeypatch, tmp_path):
+    monkeypatch.setattr(kernels, "_native", {})
+    monkeypatch.setattr(kernels, "SOURCE", tmp_path / "missing.cpp")
+    with pytest.warns(RuntimeWarning, match="compiled mask kernels unavailable"):
+        assert kernels.native() is None
+    assert kernels.native_status().startswith("unavailable: ")
+    x = torch.randn(100, requires_grad=True)
+    with fg.use("rectangular", scope="activations"):
+        fg.Activation("Logistic")(x).sum().backward()
+    assert torch.equal(x.grad, ((x >= -0.5) & (x <= 0.5)).float())
+
+
+def test_freegrad_native_0_turns_the_kernels_off(monkeypatch):
+    monkeypatch.setattr(kernels, "_native", {})
+    monkeypatch.setenv("FREEGRAD_NATIVE", "0")
+    assert kernels.native() is None and kernels.native_status() == "off (FREEGRAD_NATIVE=0)"

@@ -15,8 +15,9 @@ from .convert import convert
 from .forwards import FORWARDS
 from .functional import activation
 from .hook import attach_param_hooks
-from .targeting import Selection, select
+from .kernels import Interval
 from .registry import Composite, Rule, RuleError, compose, get, names, register, unregister
+from .targeting import Selection, select
 from .wrappers import Activation
 
 __version__ = "2.0.0"
@@ -25,6 +26,7 @@ __all__ = [
     "Activation",
     "Composite",
     "FORWARDS",
+    "Interval",
     "Rule",
     "RuleContext",
     "RuleError",

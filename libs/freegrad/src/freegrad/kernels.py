@@ -1,23 +1,109 @@
-"""Memory-bound kernels of mask rules, done in cache-sized chunks on large CPU tensors.
+"""Kernels of mask rules: compiled single-pass loops, with PyTorch ops as the fallback.
 
-A mask rule's forward computes ``mask(x)`` (several comparisons, each a pass
-over ``x`` with a full-size temporary) and its backward ``grad · mask``, where
-PyTorch's CPU ``float * bool`` converts the mask outside its vectorised loop.
-For large contiguous CPU tensors both run chunk by chunk: temporaries stay in
-cache and off fresh pages, and the mask is converted as uint8 (vectorised);
-smaller CPU tensors multiply by the mask viewed as uint8. GPUs and
-torch.func / torch.compile tracing take the plain expressions, which those
-handle well.
+A mask rule keeps ``mask(x)`` at forward (1 byte per element) and returns
+``grad · mask`` at backward. Built-in masks are :class:`Interval` s. On the CPU in
+eager mode both steps run as the C++ loops of ``csrc/mask_kernels.cpp``, one pass
+over memory each, where PyTorch needs two comparisons, an ``&`` and a conversion,
+each a pass with a temporary. They are compiled on first use with
+``torch.utils.cpp_extension`` (a C++ compiler and ninja; some seconds, then cached
+on disk for later processes). ``native_status()`` says whether they are in use.
+
+Elsewhere - no compiler, ``FREEGRAD_NATIVE=0``, float16/bfloat16, GPUs,
+torch.func / torch.compile tracing, a backward that builds a graph - the same
+values come from PyTorch ops: on large contiguous CPU tensors chunk by chunk (the
+temporaries stay in cache, the mask converts as uint8, which is vectorised), else
+as plain expressions. Both paths give identical masks and gradients (tested).
 """
 
 from __future__ import annotations
 
+import logging
+import math
+import os
+import threading
+import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 CHUNK = 1 << 18  # elements: a 1 MiB float32 temporary stays in L2; fewer Python steps
 MIN_CHUNKED = 4 * CHUNK
+NATIVE_DTYPES = (torch.float32, torch.float64)
+SOURCE = Path(__file__).with_name("csrc") / "mask_kernels.cpp"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """The mask ``1[lo ≤ x ≤ hi]``, its ends given by ``bounds(**params) -> (lo, hi)``.
+
+    ``closed`` says which ends belong to the interval; an infinite end is no test.
+    Called as ``mask(x, **params)`` it is the PyTorch expression.
+    """
+
+    bounds: Callable[..., tuple[float, float]]
+    closed: tuple[bool, bool] = (True, True)
+
+    def __call__(self, x: torch.Tensor, **params) -> torch.Tensor:
+        lo, hi = self.bounds(**params)
+        if lo == -hi and self.closed == (True, True):
+            return x.abs() <= hi  # the same set with one comparison fewer
+        tests = []
+        if lo != -math.inf:
+            tests.append(x >= lo if self.closed[0] else x > lo)
+        if hi != math.inf:
+            tests.append(x <= hi if self.closed[1] else x < hi)
+        if not tests:
+            return x == x  # every number: NaN is outside any interval
+        return tests[0] if len(tests) == 1 else tests[0] & tests[1]
+
+
+_build_lock = threading.Lock()
+_native: dict = {}  # "module": the loaded extension or None; "status": why
+
+
+def _build():
+    if os.environ.get("FREEGRAD_NATIVE", "1") == "0":
+        return None, "off (FREEGRAD_NATIVE=0)"
+    openmp = ["-fopenmp"] if torch.backends.openmp.is_available() else []
+    # Importing cpp_extension logs a CUDA_HOME notice that says nothing about CPU kernels.
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        from torch.utils import cpp_extension
+
+        module = cpp_extension.load(
+            "freegrad_mask_kernels", [str(SOURCE)],
+            extra_cflags=["-O3", *openmp], extra_ldflags=openmp,
+        )
+    except Exception as exc:  # no compiler, no ninja, unsupported platform
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        warnings.warn(
+            f"freegrad: compiled mask kernels unavailable ({reason}); mask rules use PyTorch "
+            "ops instead (same values, slower). FREEGRAD_NATIVE=0 skips the build.",
+            RuntimeWarning, stacklevel=3,
+        )
+        return None, f"unavailable: {reason}"
+    finally:
+        logger.setLevel(level)
+    return module, f"in use ({module.__file__})"
+
+
+def native():
+    """The compiled kernels, built or loaded on first call; None where they cannot be."""
+    if "module" not in _native:
+        with _build_lock:
+            if "module" not in _native:
+                _native["module"], _native["status"] = _build()
+    return _native["module"]
+
+
+def native_status() -> str:
+    """Whether mask rules run the compiled kernels, and if not, why."""
+    native()
+    return _native["status"]
 
 
 def _eager_cpu(*tensors: torch.Tensor) -> bool:
@@ -29,14 +115,18 @@ def _eager_cpu(*tensors: torch.Tensor) -> bool:
     )
 
 
-def _chunkable(*tensors: torch.Tensor) -> bool:
+def _plain_arrays(*tensors: torch.Tensor) -> bool:
+    """Same-shape contiguous eager CPU tensors, outside any graph being recorded."""
     first = tensors[0]
     return (
-        first.numel() >= MIN_CHUNKED
-        and not torch.is_grad_enabled()
+        not torch.is_grad_enabled()
         and all(t.shape == first.shape and t.is_contiguous() for t in tensors)
         and _eager_cpu(*tensors)
     )
+
+
+def _use_native(data: torch.Tensor, *others: torch.Tensor) -> bool:
+    return data.dtype in NATIVE_DTYPES and _plain_arrays(data, *others) and native() is not None
 
 
 def _chunks(n: int):
@@ -44,10 +134,13 @@ def _chunks(n: int):
         yield slice(start, min(start + CHUNK, n))
 
 
-def compute_mask(mask_fn: Callable[..., torch.Tensor], x: torch.Tensor, params: dict) -> torch.Tensor:
+def compute_mask(mask_fn: Callable[..., torch.Tensor], x: torch.Tensor, params: dict
+                 ) -> torch.Tensor:
     """``mask_fn(x, **params)``, a boolean tensor shaped like ``x``."""
     with torch.no_grad():
-        if not _chunkable(x):
+        if isinstance(mask_fn, Interval) and _use_native(x):
+            return native().interval_mask(x, *mask_fn.bounds(**params), *mask_fn.closed)
+        if x.numel() < MIN_CHUNKED or not _plain_arrays(x):
             return mask_fn(x, **params)
         out = torch.empty(x.shape, dtype=torch.bool)
         flat_x, flat_out = x.view(-1), out.view(-1)
@@ -58,7 +151,9 @@ def compute_mask(mask_fn: Callable[..., torch.Tensor], x: torch.Tensor, params: 
 
 def apply_mask(grad: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``grad * mask`` for a boolean ``mask`` of the same shape."""
-    if not _chunkable(grad, mask):
+    if _use_native(grad, mask):
+        return native().masked_grad(grad, mask)
+    if grad.numel() < MIN_CHUNKED or not _plain_arrays(grad, mask):
         # On the CPU, float * uint8 is 2-3x faster than float * bool (measured); same values.
         return grad * (mask.view(torch.uint8) if _eager_cpu(grad, mask) else mask)
     out = torch.empty_like(grad)

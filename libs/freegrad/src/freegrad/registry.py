@@ -221,7 +221,6 @@ class BoundComposite:
     def __init__(self, name: str, parts: list[BoundRule | BoundComposite]):
         self.name = name
         self.parts = parts
-        self.params = {p.name: p.params for p in parts}
         kinds = {p.saves for p in parts}
         self.saves = next(s for s in reversed(SAVES) if s in kinds)
         self.n_residuals = sum(p.n_residuals for p in parts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .forwards import FORWARDS, get_forward
+from .forwards import get_forward
 from .functional import apply_activation
 
 
@@ -15,8 +15,6 @@ class Activation(nn.Module):
     With no rule in force this is exactly the native PyTorch op. Inside
     ``freegrad.use(rule, scope="activations")`` (or "all") its backward is the rule.
     """
-
-    FORWARDS = tuple(FORWARDS)
 
     def __init__(self, forward: str = "ReLU", **params):
         super().__init__()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..context import normal_like
-from ..kernels import apply_mask
+from ..kernels import Interval, apply_mask
 from ..registry import register
 from ._checks import non_negative, one_of, ordered, positive
 
@@ -19,13 +19,8 @@ PAPER = "Troiano et al. 2025 (arXiv 2509.07236)"
 PUBLISHED = "freegrad 1.0.1 (the paper's companion library)"
 
 
-def _window(x, a, b):
-    """1[a ≤ x ≤ b]; a symmetric window is one comparison fewer (the same set exactly)."""
-    return x.abs() <= b if a == -b else (x >= a) & (x <= b)
-
-
 @register(
-    "rectangular", saves="mask", mask=lambda x, a, b: _window(x, a, b),
+    "rectangular", saves="mask", mask=Interval(lambda a, b: (a, b)),
     check=ordered("a", "b"),
     formula="g · 1[a ≤ x ≤ b]", source=f"{PAPER}, rectangular derivative",
 )

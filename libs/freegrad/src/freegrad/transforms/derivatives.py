@@ -13,11 +13,12 @@ import math
 
 import torch
 
-from ..kernels import apply_mask
+from ..kernels import Interval, apply_mask
 from ..registry import register
 from ._checks import one_of, ordered
 
 SOURCE = "true derivative of the forward; Troiano et al. 2025, Sec. 2"
+POSITIVE = Interval(lambda **_: (0.0, math.inf), closed=(False, True))  # x > 0
 
 
 @register("d(Linear)", saves="nothing", formula="g", source=SOURCE + " (the constant rule, F / 1)")
@@ -26,13 +27,13 @@ def d_linear(ctx, grad_out, input):
     return grad_out
 
 
-@register("d(ReLU)", saves="mask", mask=lambda x: x > 0, formula="g · 1[x > 0]", source=SOURCE)
+@register("d(ReLU)", saves="mask", mask=POSITIVE, formula="g · 1[x > 0]", source=SOURCE)
 def d_relu(ctx, grad_out, mask):
     return apply_mask(grad_out, mask)
 
 
 @register(
-    "d(ReLU6)", saves="mask", mask=lambda x: (x > 0) & (x < 6),
+    "d(ReLU6)", saves="mask", mask=Interval(lambda: (0.0, 6.0), closed=(False, False)),
     formula="g · 1[0 < x < 6]", source=SOURCE,
 )
 def d_relu6(ctx, grad_out, mask):
@@ -40,7 +41,7 @@ def d_relu6(ctx, grad_out, mask):
 
 
 @register(
-    "d(LeakyReLU)", saves="mask", mask=lambda x, negative_slope: x > 0,
+    "d(LeakyReLU)", saves="mask", mask=POSITIVE,
     formula="g · (1 if x > 0 else negative_slope)", source=SOURCE,
 )
 def d_leaky_relu(ctx, grad_out, mask, negative_slope=0.01):
@@ -106,7 +107,8 @@ def d_sign(ctx, grad_out, input):
 
 
 @register(
-    "d(HardTanh)", saves="mask", mask=lambda x, min_val, max_val: (x > min_val) & (x < max_val),
+    "d(HardTanh)", saves="mask",
+    mask=Interval(lambda min_val, max_val: (min_val, max_val), closed=(False, False)),
     check=ordered("min_val", "max_val"), formula="g · 1[min_val < x < max_val]", source=SOURCE,
 )
 def d_hardtanh(ctx, grad_out, mask, min_val=-1.0, max_val=1.0):

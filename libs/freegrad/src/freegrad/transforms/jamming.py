@@ -12,10 +12,12 @@ Defaults (``test="input"``, ``mode="scale"``) are the published behaviour.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..context import uniform_like
-from ..kernels import apply_mask
+from ..kernels import Interval, apply_mask
 from ..registry import register
 from ._checks import all_of, one_of, ordered
 
@@ -42,7 +44,7 @@ def full_jam(ctx, grad_out, input, mode="scale"):
 
 
 @register(
-    "positive_jam", saves=_saves, mask=lambda x, test, mode: x >= 0, check=all_of(_MODES, _TESTS),
+    "positive_jam", saves=_saves, mask=Interval(lambda **_: (0.0, math.inf)), check=all_of(_MODES, _TESTS),
     stochastic=True,
     formula="g · u · 1[x ≥ 0] (test='grad': 1[g ≥ 0]; mode='sign': sign(g) · u)", source=SOURCE,
 )
@@ -53,7 +55,7 @@ def positive_jam(ctx, grad_out, mask, test="input", mode="scale"):
 
 
 @register(
-    "rectangular_jam", saves=_saves, mask=lambda x, a, b, test, mode: (x >= a) & (x <= b),
+    "rectangular_jam", saves=_saves, mask=Interval(lambda a, b, **_: (a, b)),
     check=all_of(_MODES, _TESTS, ordered("a", "b")), stochastic=True,
     formula="g · u · 1[a ≤ x ≤ b] (test='grad': 1[a ≤ g ≤ b]; mode='sign': sign(g) · u)",
     source=SOURCE,

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from ..kernels import apply_mask
+from ..kernels import Interval, apply_mask
 from ..registry import register
 from ._checks import positive
 
@@ -53,7 +53,7 @@ def gaussian(ctx, grad_out, input, sigma=0.5):
 
 
 @register(
-    "straight_through", saves="mask", mask=lambda x, threshold: x.abs() <= threshold,
+    "straight_through", saves="mask", mask=Interval(lambda threshold: (-threshold, threshold)),
     check=positive("threshold"),
     formula="g · 1[|x| ≤ threshold]",
     source="Bengio et al. 2013; Hubara et al. 2016 (straight-through estimator, saturated)",
