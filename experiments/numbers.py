@@ -5,19 +5,18 @@
 Reads what the pipeline wrote and flattens it into dotted keys in
 ``paper/generated/numbers.yaml``, which the paper build (``paper/build.py``)
 substitutes into ``paper/paper.md``.  Nothing here knows about particular
-experiments: a new ``reports/metrics/<exp>.json`` is picked up as it is.
+experiments: a new ``reports/metrics/<exp>.json`` is picked up as it is.  No wall times:
+``reports/timings/`` is machine dependent and outside DVC, and the paper (a DVC output) may
+only quote what repeats byte for byte.
 
     metrics.<exp>.<config>.<metric>.<mean|std|reached>   reports/metrics/<exp>.json
     runs.<exp>.{profile,title,dataset,n_configs,n_seeds,n_runs,epochs,lr,...}
     runs.<exp>.configs.<config>.{forward,backward,provenance,n_runs,rule_params.<p>}
                                                          reports/runs/<exp>.json
-    timings.<exp>.device, timings.<exp>.total_seconds, timings.<exp>.total_minutes,
-    timings.<exp>.<config>.mean_epoch_seconds.<mean|std|n>,
-    timings.<exp>.<config>.total_seconds                 reports/timings/<exp>.json
     claims.<id>.<field>, claims.count (compared pairs), claims.summaries,
     claims.verdicts.<verdict> (pairs per verdict, spaces as _)   reports/claims.json
     params.claims.<key>                                   params.yaml (the verdict rule)
-    totals.{n_experiments,n_runs,total_seconds,total_minutes}   all of the above
+    totals.{n_experiments,n_runs}                        all of the above
     pipeline.profile, pipeline.experiments                params.yaml
     pipeline.not_run.<exp>: configurations params.yaml declares that the profile
                             did not run (the paper says so instead of a value)
@@ -100,22 +99,6 @@ def _runs_numbers(exp: str, d: dict, out: dict) -> None:
     out[f"{p}.n_runs"] = n_runs
 
 
-def _timings_numbers(exp: str, d: dict, out: dict) -> float:
-    p = f"timings.{exp}"
-    if "device" in d:
-        out[f"{p}.device"] = d["device"]
-    total = 0.0
-    for cname, c in d.get("configs", {}).items():
-        if isinstance(c.get("mean_epoch_seconds"), dict):
-            _flatten(f"{p}.{cname}.mean_epoch_seconds", c["mean_epoch_seconds"], out)
-        seconds = sum(sum(r.get("epoch_seconds", [])) for r in c.get("runs", {}).values())
-        out[f"{p}.{cname}.total_seconds"] = round(seconds, 3)
-        total += seconds
-    out[f"{p}.total_seconds"] = round(total, 3)
-    out[f"{p}.total_minutes"] = round(total / 60, 3)
-    return total
-
-
 def collect(root: Path = paths.ROOT, params: dict | None = None) -> dict:
     """{"sources": {prefix: file}, "values": {dotted key: value}} from ``root``/reports."""
     reports = root / "reports"
@@ -128,8 +111,8 @@ def collect(root: Path = paths.ROOT, params: dict | None = None) -> dict:
     }
     sources: dict = {"pipeline": "params.yaml"}
     declared = {name: list(spec.get("configs", {})) for name, spec in params["experiments"].items()}
-    n_runs, seconds, n_exp = 0, 0.0, 0
-    for kind in ("metrics", "runs", "timings"):
+    n_runs, n_exp = 0, 0
+    for kind in ("metrics", "runs"):
         for path in sorted((reports / kind).glob("*.json")):
             exp = path.stem
             d = _load(path)
@@ -137,15 +120,13 @@ def collect(root: Path = paths.ROOT, params: dict | None = None) -> dict:
             if kind == "metrics":
                 _flatten(f"metrics.{exp}", d, values)
                 n_exp += 1
-            elif kind == "runs":
+            else:
                 _runs_numbers(exp, d, values)
                 n_runs += values[f"runs.{exp}.n_runs"]
                 # declared in params.yaml but not run in this profile (`select`)
                 ran = set(d.get("configs", {}))
                 values[f"pipeline.not_run.{exp}"] = [c for c in declared.get(exp, [])
                                                      if c not in ran]
-            else:
-                seconds += _timings_numbers(exp, d, values)
     claims_path = reports / "claims.json"
     if claims_path.is_file():
         claims = _load(claims_path)
@@ -165,11 +146,9 @@ def collect(root: Path = paths.ROOT, params: dict | None = None) -> dict:
     if isinstance(params.get("claims"), dict):
         _flatten("params.claims", params["claims"], values)
         sources["params"] = "params.yaml"
-    sources["totals"] = "reports/{metrics,runs,timings}/*.json"
+    sources["totals"] = "reports/{metrics,runs}/*.json"
     values["totals.n_experiments"] = n_exp
     values["totals.n_runs"] = n_runs
-    values["totals.total_seconds"] = round(seconds, 3)
-    values["totals.total_minutes"] = round(seconds / 60, 3)
     return {"sources": sources, "values": dict(sorted(values.items()))}
 
 

@@ -11,10 +11,15 @@ writes, atomically:
 * ``reports/runs/<name>.json`` - settings, provenance and per-run metrics.
   Both are deterministic: two CPU runs give byte-identical files (no times).
 * ``reports/curves/<name>.csv`` - per-epoch curves of every run (DVC plots).
-* ``reports/timings/<name>.json`` - wall time per epoch and of the stage (machine dependent).
 * ``reports/diagnostics/<name>.csv`` - gradient-direction diagnostics (cosine, sign
   agreement, norm ratio per parameter tensor against the true gradient) every few steps,
   for the configurations and seeds ``diagnostics`` names; only a header when none.
+
+These are the stage's DVC outputs.  It also writes ``reports/timings/<name>.json``: wall
+time per epoch and of the stage, device and threads.  Those are machine dependent, so the
+file is a side record, not a DVC output nor a dep of any stage (it would change
+``dvc.lock`` on every run, and no table or paper number may quote it); git keeps it as the
+record of the last run, and MLflow has the same times per run (``epoch_seconds``).
 
 Each run is also an MLflow run (see ``experiments.tracking``).
 

@@ -62,7 +62,6 @@ DIV_CLOSE = re.compile(r"^:::+\s*$")
 SOURCES = {  # key prefix -> the file the numbers stage reads it from
     "metrics": ("reports/metrics/{}.json", "dvc repro train@{}"),
     "runs": ("reports/runs/{}.json", "dvc repro train@{}"),
-    "timings": ("reports/timings/{}.json", "dvc repro train@{}"),
     "claims": ("reports/claims.json", "dvc repro"),
 }
 
@@ -154,7 +153,7 @@ def _needed_keys(key: str, fmt: str | None) -> list[str]:
 def not_run(key: str, values: dict) -> str | None:
     """The text for a key of a configuration the profile did not run, else None."""
     parts = key.split(".")
-    if len(parts) < 3 or parts[0] not in ("metrics", "runs", "timings"):
+    if len(parts) < 3 or parts[0] not in ("metrics", "runs"):
         return None
     exp = parts[1]
     rest = key[len(f"{parts[0]}.{exp}."):].removeprefix("configs.")

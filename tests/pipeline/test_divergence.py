@@ -48,7 +48,7 @@ def test_nan_loss_stops_the_run_and_is_reported(diverging_suc, mlflow_uri, tmp_p
     assert metrics["constant"]["final_test_acc"] == {"mean": None, "std": None}
     assert "diverged" in caplog.text and "constant seed=0" in caplog.text
     # the table names it
-    df = report.table(metrics, details, None)
+    df = report.table(metrics, details)
     assert f"constant (diverged: {len(seeds)}/{len(seeds)} seeds)" in set(df["Configuration"])
     assert "diverged_seeds" in report.numeric_table(metrics, details).columns
     # MLflow: FAILED, tagged with the reason

@@ -1,11 +1,12 @@
 """Kill a real `dvc repro train@suc` mid-training (SIGKILL, then SIGINT): nothing partial is
 taken as a result, the MLflow runs end KILLED, and the next `dvc repro` reruns cleanly.
 Then determinism: a forced rerun gives byte-identical metrics, runs, curves and diagnostics,
-and a dvc.lock that differs only in the hash of reports/timings/ (wall times are a DVC output
-on purpose: the tables and the paper quote them; they are the one thing not repeatable)."""
+and so the very same dvc.lock.  Wall times, the one thing not repeatable, still go to
+reports/timings/, which no stage declares as an output or a dep."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,11 +17,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from experiments import paths
 from tests.conftest import copy_repo, sh
 from tests.pipeline.conftest import _mirror
 
 RESULTS = ("reports/metrics/suc.json", "reports/runs/suc.json", "reports/curves/suc.csv",
-           "reports/timings/suc.json", "reports/diagnostics/suc.csv")
+           "reports/diagnostics/suc.csv")
+TIMINGS = "reports/timings/suc.json"  # written by the stage, but no DVC output
 
 
 def _set_epochs(repo: Path, epochs: int) -> None:
@@ -46,12 +49,23 @@ def _kill_mid_training(repo: Path, env: dict, sig: int) -> subprocess.CompletedP
     return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(seen) + out, "")
 
 
-def _lock_without_timings(repo: Path) -> dict:
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    for stage in lock["stages"].values():
-        for part in ("deps", "outs"):
-            stage[part] = [e for e in stage.get(part, []) if "timings" not in e["path"]]
-    return lock
+def _stage_paths(stage: dict) -> list[str]:
+    """Every dep, out, metric and plot path of a dvc.yaml stage (or of a foreach's ``do``)."""
+    body = stage.get("do", stage)
+    return [next(iter(e)) if isinstance(e, dict) else str(e)
+            for kind in ("deps", "outs", "metrics", "plots") for e in body.get(kind) or []]
+
+
+def test_wall_times_are_no_stage_output_or_dep():
+    stages = yaml.safe_load((paths.ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        timed = [p for p in _stage_paths(stage) if p.startswith("reports/timings")]
+        assert not timed, f"dvc.yaml stage `{name}` lists {timed}: wall times would enter dvc.lock"
+    # Committed as the record of the last run: git must not ignore them.
+    for path in sorted(paths.TIMINGS.glob("*.json")):
+        ignored = subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=paths.ROOT,
+                                 check=False).returncode
+        assert ignored == 1, f"{path.relative_to(paths.ROOT)} is git-ignored"
 
 
 def _runs(store: Path):
@@ -90,7 +104,7 @@ def test_killed_stage_leaves_no_result_and_mlflow_run_ends(workspace, sig):
     done = _kill_mid_training(repo, env, sig)
     assert done.returncode != 0, done.stdout[-2000:]
     assert "epoch 3/400" in done.stdout
-    for rel in RESULTS:  # no partial result, no leftover temporary file
+    for rel in (*RESULTS, TIMINGS):  # no partial result, no leftover temporary file
         assert not (repo / rel).exists(), rel
         assert not list((repo / rel).parent.glob(f".{Path(rel).name}.*")) if (
             repo / rel).parent.exists() else True
@@ -110,8 +124,12 @@ def test_next_repro_reruns_cleanly_and_repeats_byte_for_byte(workspace):
     statuses = [r.info.status for r in _runs(workspace["store"])]
     assert "RUNNING" not in statuses  # the SIGKILLed run was closed as KILLED
     assert statuses.count("FINISHED") == 4  # smoke: 2 configurations x 2 seeds
-    first = {rel: (repo / rel).read_bytes() for rel in RESULTS if "timings" not in rel}
-    lock = _lock_without_timings(repo)
+    first = {rel: (repo / rel).read_bytes() for rel in RESULTS}
+    lock = (repo / "dvc.lock").read_text()
+    assert "reports/timings" not in lock
+    (repo / TIMINGS).unlink()
     sh(["dvc", "repro", "-f", "train@suc"], repo, env)
-    assert {rel: (repo / rel).read_bytes() for rel in first} == first
-    assert _lock_without_timings(repo) == lock
+    assert {rel: (repo / rel).read_bytes() for rel in RESULTS} == first
+    assert (repo / "dvc.lock").read_text() == lock  # the whole lock, timings nowhere in it
+    timings = json.loads((repo / TIMINGS).read_text())
+    assert timings["device"] == "cpu" and timings["stage_seconds"] > 0
