@@ -8,6 +8,7 @@ forward runs; backward never looks at the context in force at backward time.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -75,3 +76,10 @@ class ParamGradFunction(torch.autograd.Function):
     def backward(ctx, grad):
         residual = (None,) * ctx.binding.bound.n_residuals
         return run_rule(ctx.binding, "params", None, grad, residual), None
+
+
+# Function.apply binds its arguments to forward's signature on every call, and
+# inspect.signature re-parses the function each time (~25 us, as much as a small
+# activation's own op); a precomputed signature makes that a lookup.
+for _function in (ActivationFunction, ParamGradFunction):
+    _function.forward.__signature__ = inspect.signature(_function.forward)

@@ -120,7 +120,8 @@ def _plain_arrays(*tensors: torch.Tensor) -> bool:
     first = tensors[0]
     return (
         not torch.is_grad_enabled()
-        and all(t.shape == first.shape and t.is_contiguous() for t in tensors)
+        and all(t.is_contiguous() for t in tensors)
+        and all(t.shape == first.shape for t in tensors[1:])
         and _eager_cpu(*tensors)
     )
 
