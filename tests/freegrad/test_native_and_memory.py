@@ -97,3 +97,27 @@ def test_user_rule_saves_the_input_by_default():
 def test_native_logistic_saves_its_output():
     x = torch.randn(N, requires_grad=True)
     assert saved_bytes(fg.Activation("Logistic"), x) == 4 * N  # the baseline a mask rule beats
+
+
+def test_a_forward_under_no_grad_computes_no_mask_even_with_a_rule(monkeypatch):
+    import freegrad.registry
+
+    def no_mask(*args):
+        raise AssertionError("a mask was computed for a forward no backward can follow")
+
+    monkeypatch.setattr(freegrad.registry, "compute_mask", no_mask)
+    x = torch.randn(64, requires_grad=True)
+    with fg.use("rectangular", scope="activations"), torch.no_grad():
+        y = fg.Activation("Logistic")(x)
+    assert y.grad_fn is None and torch.equal(y, torch.sigmoid(x.detach()))
+    with fg.use("rectangular", scope="activations"), pytest.raises(AssertionError, match="no backward"):
+        fg.Activation("Logistic")(x)  # with grad enabled the mask is needed
+
+
+def test_forward_mode_under_no_grad_still_follows_the_rule():
+    import torch.autograd.forward_ad as fwAD
+
+    x, v = torch.randn(16), torch.randn(16)
+    with fg.use("rectangular", scope="activations"), torch.no_grad(), fwAD.dual_level():
+        tangent = fwAD.unpack_dual(fg.Activation("Logistic")(fwAD.make_dual(x, v))).tangent
+    assert torch.equal(tangent, v * ((x >= -0.5) & (x <= 0.5)))

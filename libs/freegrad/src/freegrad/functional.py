@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
+from torch.autograd import forward_ad
 
 from .autograd import ActivationFunction
 from .context import Binding, current, use
@@ -25,10 +26,21 @@ def _true_derivative(forward: str) -> Binding:
     return Binding(get(f"d({forward})").bind(), frozenset({"activations"}))
 
 
+def _differentiated(x: torch.Tensor) -> bool:
+    """Whether a derivative of this call can be taken: reverse mode, forward mode or torch.func."""
+    return (
+        torch.is_grad_enabled()
+        or forward_ad._current_level >= 0
+        or torch._C._functorch.is_functorch_wrapped_tensor(x)
+    )
+
+
 def apply_activation(
     x: torch.Tensor, forward: str, fn: Callable, native_grad: bool, module: torch.nn.Module | None = None
 ) -> torch.Tensor:
     """``fn(x)`` with the activation rule in force now (for ``module``) bound to its backward."""
+    if not _differentiated(x):
+        return fn(x)  # no graph is recorded (e.g. evaluation under no_grad): nothing to bind
     binding = current("activations", module)
     if binding is None:
         if native_grad:
