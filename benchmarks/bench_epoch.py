@@ -3,7 +3,9 @@
 * ``ours``: ``experiments.train.fit`` (in-memory tensors, batches by index, freegrad
   activations), with no rule (``d(Logistic)``), with a rule (``rectangular``), and with
   ``compile: true`` (torch.compile; its compile time is reported apart, not in the epoch).
-* ``(a) plain``: a plain PyTorch loop over the same in-memory tensors, native ``nn.Sigmoid``.
+* ``(a) plain``: a plain PyTorch loop over the same in-memory tensors, native ``nn.Sigmoid``;
+  and the same loop with channels_last weights, as ``experiments.models.build_lenet5``
+  makes them (so the share of the speed-up due to the layout is visible).
 * ``(b) published style``: torchvision's MNIST with ``ToTensor`` through a ``DataLoader``
   (shuffle, ``num_workers=0``), native ``nn.Sigmoid``: how the published examples train.
 
@@ -53,10 +55,12 @@ class NativeLeNet5(nn.Sequential):
             nn.Linear(84, 10))
 
 
-def plain_epoch(x, y, tx, ty, bs, seed=0) -> float:
+def plain_epoch(x, y, tx, ty, bs, seed=0, channels_last=False) -> float:
     """(a): the same tensors, batched by index, native activations."""
     torch.manual_seed(seed)
     model = NativeLeNet5()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     t0 = time.perf_counter()
     model.train()
@@ -157,6 +161,8 @@ def main() -> None:
                     "ours, rectangular": spec["configs"]["rectangular"]}
             variants = {
                 "(a) plain": lambda bs=bs: plain_epoch(x, y, tx, ty, bs),
+                "(a) plain, channels_last": lambda bs=bs: plain_epoch(x, y, tx, ty, bs,
+                                                                      channels_last=True),
                 "(b) published style": lambda bs=bs: published_epoch(train_ds, test_ds, bs),
                 **{name: (lambda c=c, s=bspec: ours_epoch(s, c, data)) for name, c in cfgs.items()},
             }

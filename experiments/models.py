@@ -72,8 +72,11 @@ def n_correct_argmax(output: torch.Tensor, target: torch.Tensor) -> int:
 
 
 def build_lenet5(spec: dict, cfg: dict, meta: dict) -> LeNet5:
-    """``build_model`` of the LeNet-5 experiments (``lenet``, ``cnn``, ``cnn_fashion``)."""
-    return LeNet5(cfg, n_classes=meta["classes"])
+    """``build_model`` of the LeNet-5 experiments (``lenet``, ``cnn``, ``cnn_fashion``).
+
+    Weights in channels_last: oneDNN's convolutions on the CPU run about 1.15x faster
+    with it (benchmarks/bench_epoch.py), and the activations follow that layout."""
+    return LeNet5(cfg, n_classes=meta["classes"]).to(memory_format=torch.channels_last)
 
 
 # --- DIGITS (the MLP experiments) ----------------------------------------------------------

@@ -134,3 +134,16 @@ def test_freegrad_native_0_turns_the_kernels_off(monkeypatch):
     monkeypatch.setattr(kernels, "_native", {})
     monkeypatch.setenv("FREEGRAD_NATIVE", "0")
     assert kernels.native() is None and kernels.native_status() == "off (FREEGRAD_NATIVE=0)"
+
+
+def test_channels_last_tensors_keep_their_layout_and_values(path):
+    x = torch.randn(8, 6, 12, 12).contiguous(memory_format=torch.channels_last)
+    g = torch.randn(8, 6, 12, 12).contiguous(memory_format=torch.channels_last)
+    mask = compute_mask(fg.get("rectangular").mask, x, {"a": -0.5, "b": 0.5})
+    assert torch.equal(mask, (x >= -0.5) & (x <= 0.5))
+    out = apply_mask(g, mask)
+    assert torch.equal(out, g * mask)
+    if path == "compiled":
+        assert mask.stride() == x.stride() and out.stride() == g.stride()
+    # A gradient laid out differently from its mask takes the PyTorch path: same values.
+    assert torch.equal(apply_mask(g.contiguous(), mask), g * mask)

@@ -31,6 +31,7 @@ def _differentiated(x: torch.Tensor) -> bool:
     return (
         torch.is_grad_enabled()
         or forward_ad._current_level >= 0
+        or torch.compiler.is_compiling()  # the compiled graph decides; keep the node
         or torch._C._functorch.is_functorch_wrapped_tensor(x)
     )
 

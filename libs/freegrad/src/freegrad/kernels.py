@@ -115,19 +115,28 @@ def _eager_cpu(*tensors: torch.Tensor) -> bool:
     )
 
 
-def _plain_arrays(*tensors: torch.Tensor) -> bool:
-    """Same-shape contiguous eager CPU tensors, outside any graph being recorded."""
-    first = tensors[0]
+def _use_native(data: torch.Tensor, *others: torch.Tensor) -> bool:
+    """Eager CPU float32/float64 tensors outside any graph being recorded, laid out alike in
+    one dense block (contiguous, or channels_last as convolutions on the CPU prefer)."""
     return (
-        not torch.is_grad_enabled()
-        and all(t.is_contiguous() for t in tensors)
-        and all(t.shape == first.shape for t in tensors[1:])
-        and _eager_cpu(*tensors)
+        data.dtype in NATIVE_DTYPES
+        and not torch.is_grad_enabled()
+        and (data.is_contiguous() or data.is_contiguous(memory_format=torch.channels_last))
+        and all(t.shape == data.shape and t.stride() == data.stride() for t in others)
+        and _eager_cpu(data, *others)
+        and native() is not None
     )
 
 
-def _use_native(data: torch.Tensor, *others: torch.Tensor) -> bool:
-    return data.dtype in NATIVE_DTYPES and _plain_arrays(data, *others) and native() is not None
+def _chunkable(data: torch.Tensor, *others: torch.Tensor) -> bool:
+    """Large same-shape contiguous eager CPU tensors, outside any graph being recorded."""
+    return (
+        data.numel() >= MIN_CHUNKED
+        and not torch.is_grad_enabled()
+        and all(t.is_contiguous() for t in (data, *others))
+        and all(t.shape == data.shape for t in others)
+        and _eager_cpu(data, *others)
+    )
 
 
 def _chunks(n: int):
@@ -141,7 +150,7 @@ def compute_mask(mask_fn: Callable[..., torch.Tensor], x: torch.Tensor, params: 
     with torch.no_grad():
         if isinstance(mask_fn, Interval) and _use_native(x):
             return native().interval_mask(x, *mask_fn.bounds(**params), *mask_fn.closed)
-        if x.numel() < MIN_CHUNKED or not _plain_arrays(x):
+        if not _chunkable(x):
             return mask_fn(x, **params)
         out = torch.empty(x.shape, dtype=torch.bool)
         flat_x, flat_out = x.view(-1), out.view(-1)
@@ -154,7 +163,7 @@ def apply_mask(grad: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``grad * mask`` for a boolean ``mask`` of the same shape."""
     if _use_native(grad, mask):
         return native().masked_grad(grad, mask)
-    if grad.numel() < MIN_CHUNKED or not _plain_arrays(grad, mask):
+    if not _chunkable(grad, mask):
         # On the CPU, float * uint8 is 2-3x faster than float * bool (measured); same values.
         return grad * (mask.view(torch.uint8) if _eager_cpu(grad, mask) else mask)
     out = torch.empty_like(grad)

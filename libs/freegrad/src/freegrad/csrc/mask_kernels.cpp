@@ -31,19 +31,21 @@ void fill_interval(const T* x, bool* mask, int64_t n, T lo, T hi, bool lo_closed
   else fill_interval<T, false, false>(x, mask, n, lo, hi);
 }
 
+// The loops walk memory, not indices: any dense layout works (contiguous, channels_last...)
+// as long as every tensor of a call has the same one.
 void check_input(const torch::Tensor& t, const char* name) {
   TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor");
-  TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
+  TORCH_CHECK(t.is_non_overlapping_and_dense(), name, " must be one dense block of memory");
 }
 
 }  // namespace
 
-// 1[lo <= x <= hi] (an end is open where its flag is false), a bool tensor shaped like x.
+// 1[lo <= x <= hi] (an end is open where its flag is false), a bool tensor laid out like x.
 // The bounds are rounded to x's dtype, as PyTorch does when comparing with a Python number.
 torch::Tensor interval_mask(const torch::Tensor& x, double lo, double hi, bool lo_closed,
                             bool hi_closed) {
   check_input(x, "x");
-  auto mask = torch::empty(x.sizes(), x.options().dtype(torch::kBool));
+  auto mask = torch::empty_like(x, x.options().dtype(torch::kBool));  // x's strides
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "interval_mask", [&] {
     fill_interval<scalar_t>(x.data_ptr<scalar_t>(), mask.data_ptr<bool>(), x.numel(),
                             static_cast<scalar_t>(lo), static_cast<scalar_t>(hi), lo_closed,
@@ -57,8 +59,9 @@ torch::Tensor masked_grad(const torch::Tensor& grad, const torch::Tensor& mask) 
   check_input(grad, "grad");
   check_input(mask, "mask");
   TORCH_CHECK(mask.scalar_type() == torch::kBool, "mask must be bool");
-  TORCH_CHECK(mask.sizes() == grad.sizes(), "mask and grad shapes differ");
-  auto out = torch::empty_like(grad);
+  TORCH_CHECK(mask.sizes() == grad.sizes() && mask.strides() == grad.strides(),
+              "mask and grad differ in shape or layout");
+  auto out = torch::empty_like(grad);  // grad's strides
   AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "masked_grad", [&] {
     const scalar_t* g = grad.data_ptr<scalar_t>();
     const bool* m = mask.data_ptr<bool>();
