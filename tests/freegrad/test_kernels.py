@@ -2,6 +2,7 @@
 
 import importlib.util
 import math
+import os
 import shutil
 
 import freegrad as fg
@@ -43,7 +44,7 @@ def test_builtin_masks_are_intervals():
 def test_compiled_kernels_are_built_where_a_compiler_and_ninja_exist():
     if shutil.which("c++") is None or importlib.util.find_spec("ninja") is None:
         pytest.skip("no C++ compiler or ninja: the fallback is tested below")
-    if kernels.os.environ.get("FREEGRAD_NATIVE") == "0":
+    if os.environ.get("FREEGRAD_NATIVE") == "0":
         pytest.skip("FREEGRAD_NATIVE=0")
     assert kernels.native_status().startswith("in use"), kernels.native_status()
 
@@ -147,3 +148,12 @@ def test_channels_last_tensors_keep_their_layout_and_values(path):
         assert mask.stride() == x.stride() and out.stride() == g.stride()
     # A gradient laid out differently from its mask takes the PyTorch path: same values.
     assert torch.equal(apply_mask(g.contiguous(), mask), g * mask)
+
+
+def test_pip_ninja_is_found_off_path_and_path_is_restored(monkeypatch):
+    ninja = pytest.importorskip("ninja")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with kernels._ninja_on_path():
+        assert shutil.which("ninja") is not None
+        assert os.environ["PATH"].split(os.pathsep)[0] == ninja.BIN_DIR
+    assert os.environ["PATH"] == "/nonexistent"

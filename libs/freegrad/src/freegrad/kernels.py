@@ -17,9 +17,12 @@ as plain expressions. Both paths give identical masks and gradients (tested).
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import logging
 import math
 import os
+import shutil
 import threading
 import warnings
 from collections.abc import Callable
@@ -63,6 +66,21 @@ _build_lock = threading.Lock()
 _native: dict = {}  # "module": the loaded extension or None; "status": why
 
 
+@contextlib.contextmanager
+def _ninja_on_path():
+    """torch runs ``ninja`` from PATH; pip's ninja lives beside the interpreter, which a
+    venv's python run by its path does not put on PATH."""
+    path = os.environ.get("PATH", "")
+    if shutil.which("ninja") is None and importlib.util.find_spec("ninja") is not None:
+        import ninja
+
+        os.environ["PATH"] = os.pathsep.join([ninja.BIN_DIR, path])
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = path
+
+
 def _build():
     if os.environ.get("FREEGRAD_NATIVE", "1") == "0":
         return None, "off (FREEGRAD_NATIVE=0)"
@@ -74,10 +92,11 @@ def _build():
     try:
         from torch.utils import cpp_extension
 
-        module = cpp_extension.load(
-            "freegrad_mask_kernels", [str(SOURCE)],
-            extra_cflags=["-O3", *openmp], extra_ldflags=openmp,
-        )
+        with _ninja_on_path():
+            module = cpp_extension.load(
+                "freegrad_mask_kernels", [str(SOURCE)],
+                extra_cflags=["-O3", *openmp], extra_ldflags=openmp,
+            )
     except Exception as exc:  # no compiler, no ninja, unsupported platform
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         warnings.warn(
