@@ -34,6 +34,7 @@ from torch import nn
 
 from experiments import train
 
+
 def eligible(module, spec: dict, cfg: dict, meta: dict) -> str | None:
     """None if ``cfg`` can train stacked; else why not."""
     if spec.get("optimizer", "sgd") != "sgd":
