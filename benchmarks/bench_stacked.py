@@ -44,7 +44,7 @@ def main() -> None:
         cfg = spec["configs"][cname]
         raw = D.load(spec["dataset"])
         data = module.prepare(raw, "cpu")
-        data = module.config_data(data, cfg) if hasattr(module, "config_data") else data
+        data = train.configuration_data(module, data, cfg)
         seeds = spec["seeds"]
         one, st = [], []
         for r in range(args.rounds):

@@ -127,6 +127,19 @@ def plot_bnn(metrics: dict, details: dict):
     return fig
 
 
+def _heat_cell(ax, z, i, j, summary: dict | None, fontsize: int) -> None:
+    """Cell (i, j) of a heatmap of accuracies: its value in ``z`` and "mean ± std" written
+    on it; "diverged" for a configuration without a result, nothing for one not run."""
+    if summary is None:
+        return
+    if summary["mean"] is None:
+        ax.text(j, i, "diverged", ha="center", va="center", fontsize=fontsize)
+        return
+    z[i, j] = summary["mean"]
+    ax.text(j, i, f"{summary['mean'] * 100:.1f}\n±{summary['std'] * 100:.1f}", ha="center",
+            va="center", fontsize=fontsize, color="w" if summary["mean"] < 0.6 else "k")
+
+
 def plot_jamming(metrics: dict, details: dict, title: str):
     """Heatmap of final test accuracy (mean over seeds): forward x rule, main grid only."""
     import numpy as np
@@ -145,13 +158,7 @@ def plot_jamming(metrics: dict, details: dict, title: str):
                            constrained_layout=True)
     for i, f in enumerate(fwds):
         for j, r in enumerate(rules):
-            if (f, r) in grid and grid[(f, r)]["mean"] is None:  # diverged: no result
-                ax.text(j, i, "diverged", ha="center", va="center", fontsize=8)
-            elif (f, r) in grid:
-                s = grid[(f, r)]
-                z[i, j] = s["mean"]
-                ax.text(j, i, f"{s['mean'] * 100:.1f}\n±{s['std'] * 100:.1f}", ha="center",
-                        va="center", fontsize=8, color="w" if s["mean"] < 0.6 else "k")
+            _heat_cell(ax, z, i, j, grid.get((f, r)), fontsize=8)
     im = ax.imshow(z, vmin=0, vmax=1, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(rules)), rules)
     ax.set_yticks(range(len(fwds)), fwds)
@@ -177,13 +184,7 @@ def plot_sweep(metrics: dict, details: dict, title: str):
         z = np.full((len(bss), len(lrs)), np.nan)
         for i, bs in enumerate(bss):
             for j, lr in enumerate(lrs):
-                s = cells.get((rule, bs, lr))
-                if s is not None and s["mean"] is None:  # diverged: no result
-                    ax.text(j, i, "diverged", ha="center", va="center", fontsize=7)
-                elif s is not None:
-                    z[i, j] = s["mean"]
-                    ax.text(j, i, f"{s['mean'] * 100:.1f}\n±{s['std'] * 100:.1f}", ha="center",
-                            va="center", fontsize=7, color="w" if s["mean"] < 0.6 else "k")
+                _heat_cell(ax, z, i, j, cells.get((rule, bs, lr)), fontsize=7)
         im = ax.imshow(z, vmin=0, vmax=1, cmap="viridis", aspect="auto")
         ax.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
         ax.set_yticks(range(len(bss)), bss)

@@ -118,8 +118,7 @@ def _choice(where: str, value, accepted) -> None:
         raise ParamsError(f"{where}: unknown value {value!r}; accepted: {', '.join(accepted)}")
 
 
-TRUE_DERIVATIVE = (None, "", "true", "standard")
-SCOPES = ("all", "activations", "params")
+TRUE_DERIVATIVE = (None, "", "true", "standard")  # backward values meaning d(forward)
 
 
 def _check_rule(where: str, cfg: dict) -> None:
@@ -128,7 +127,7 @@ def _check_rule(where: str, cfg: dict) -> None:
     freegrad's own messages (unknown name with suggestions, unknown or invalid parameter
     and what is accepted) are kept; the params.yaml key path is put in front."""
     import freegrad as fg
-    from freegrad import forwards
+    from freegrad import context, forwards
 
     try:
         forwards.get_forward(cfg["forward"]).bind(dict(cfg.get("forward_params") or {}))
@@ -149,9 +148,11 @@ def _check_rule(where: str, cfg: dict) -> None:
         raise ParamsError(f"{where}.rule_params: {cfg.get('rule_params') or {}!r} for rule "
                           f"{backward!r}: {_msg(e)}") from None
     scope = cfg.get("scope", "activations")
-    if scope not in SCOPES:
+    try:
+        context.parse_scope(scope)
+    except (TypeError, ValueError):
         raise ParamsError(f"{where}.scope: unknown value {scope!r}; accepted: "
-                          + ", ".join(SCOPES))
+                          + ", ".join(("all", *context.SCOPES))) from None
 
 
 def _msg(e: BaseException) -> str:

@@ -84,7 +84,7 @@ def pick_device() -> torch.device:
 
 def is_true_derivative(cfg: dict) -> bool:
     backward = cfg.get("backward")
-    return backward in (None, "", "true", "standard") or backward == f"d({cfg['forward']})"
+    return backward in params_mod.TRUE_DERIVATIVE or backward == f"d({cfg['forward']})"
 
 
 def rule_context(cfg: dict, seed: int | None = None):
@@ -111,6 +111,12 @@ def make_optimizer(spec: dict, model: torch.nn.Module, lr: float | None = None
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=spec["weight_decay"])
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=spec["momentum"],
                            weight_decay=spec["weight_decay"])
+
+
+def configuration_data(module, data: dict, cfg: dict) -> dict:
+    """What a configuration trains on: ``module.config_data(data, cfg)`` where the experiment
+    defines one (bnn: one data set per input size), else ``data``."""
+    return module.config_data(data, cfg) if hasattr(module, "config_data") else data
 
 
 def limit(data: dict, spec: dict) -> dict:
@@ -329,7 +335,7 @@ def _one_run(name, spec, module, cfg, cname, seed, cdata, device, bar, show_bar,
         m = _round(run_metrics(rows, spec["target_accuracy"]))
         epoch_s = [r["seconds"] for r in rows[1:]]
         times = {"mean_epoch_seconds": statistics.fmean(epoch_s), "epoch_seconds": epoch_s}
-        run_rows = [{"config": cname, "seed": seed, **r} for r in rows]
+        run_rows = _curve_rows(cname, seed, rows)
         run_dir = Path(tmp) / f"{cname}-seed{seed}"
         run_dir.mkdir()
         io.write_json(run_dir / "metrics.json", {"config": cname, "seed": seed, **m, **times})
@@ -337,6 +343,10 @@ def _one_run(name, spec, module, cfg, cname, seed, cdata, device, bar, show_bar,
         mlrun.log_artifact(run_dir / "metrics.json")
         mlrun.log_artifact(run_dir / "curves.csv")
     return m, times, run_rows, diag_rows
+
+
+def _curve_rows(cname: str, seed: int, rows: list[dict]) -> list[dict]:
+    return [{"config": cname, "seed": seed, **r} for r in rows]
 
 
 def stacked_rows(name, module, spec, cfg, cname, cdata, device) -> list | None:
@@ -398,12 +408,11 @@ def run_experiment(name: str, params: dict | None = None, root: Path | None = No
               unit="epoch") as bar, tempfile.TemporaryDirectory() as tmp:
         for cname, cfg in spec["configs"].items():
             runs, times = {}, {}
-            cdata = (limit(module.config_data(data, cfg), spec)
-                     if hasattr(module, "config_data") else data)
+            cdata = limit(configuration_data(module, data, cfg), spec)
             overrides = {"batch_size": setting(spec, cfg, "batch_size"),
                          "lr": setting(spec, cfg, "lr")}
             trained = stacked_rows(name, module, spec, cfg, cname, cdata, device)
-            for seed in spec["seeds"]:
+            for i, seed in enumerate(spec["seeds"]):
                 run_params = {"experiment": name, "config": cname, "seed": seed,
                               "profile": profile, **{k: v for k, v in spec.items()
                                                      if k not in ("configs", "title")},
@@ -411,14 +420,14 @@ def run_experiment(name: str, params: dict | None = None, root: Path | None = No
                 try:
                     run = _one_run(name, spec, module, cfg, cname, seed, cdata, device, bar,
                                    show_bar, run_params, tags, tmp,
-                                   trained and trained[spec["seeds"].index(seed)])
+                                   None if trained is None else trained[i])
                 except Diverged as e:
                     msg = (f"error: {name} {cname} seed={seed} diverged: {e}; this run stops "
                            "(MLflow FAILED) and the configuration is reported as diverged")
                     (bar.write(msg, file=sys.stderr) if show_bar else log.error(msg))
                     runs[f"seed_{seed}"] = {**{k: None for k in RUN_METRICS},
                                             "diverged_at_epoch": e.epoch}
-                    curves += [{"config": cname, "seed": seed, **r} for r in e.rows]
+                    curves += _curve_rows(cname, seed, e.rows)
                     continue
                 m, times[f"seed_{seed}"], run_rows, run_diag = run
                 runs[f"seed_{seed}"] = m

@@ -17,7 +17,7 @@ def _data(module, spec, cfg, params):
            D.make_ones_sets(**params["data"]["ones_bnn"]) if name == "ones_bnn" else
            D.make_digits())
     data = module.prepare(raw, "cpu")
-    return module.config_data(data, cfg) if hasattr(module, "config_data") else data
+    return train.configuration_data(module, data, cfg)
 
 
 CASES = [("suc", suc, "standard"), ("suc", suc, "constant"), ("mlp", mlp, "constant"),

@@ -17,13 +17,16 @@ import math
 import torch
 
 from ..context import uniform_like
-from ..kernels import Interval, apply_mask
+from ..kernels import Interval, apply_mask, compute_mask
 from ..registry import register
 from ._checks import all_of, one_of, ordered
 
 SOURCE = "Troiano et al. 2025, gradient jamming; freegrad 1.0.1 (published behaviour)"
 _MODES = one_of(mode=("scale", "sign"))
 _TESTS = one_of(test=("input", "grad"))
+# Tested on x at forward (test="input"), or on g at backward (test="grad").
+NON_NEGATIVE = Interval(lambda **_: (0.0, math.inf))
+WINDOW = Interval(lambda a, b, **_: (a, b))
 
 
 def _jam(ctx, grad_out, mode):
@@ -44,23 +47,22 @@ def full_jam(ctx, grad_out, input, mode="scale"):
 
 
 @register(
-    "positive_jam", saves=_saves, mask=Interval(lambda **_: (0.0, math.inf)), check=all_of(_MODES, _TESTS),
-    stochastic=True,
+    "positive_jam", saves=_saves, mask=NON_NEGATIVE, check=all_of(_MODES, _TESTS), stochastic=True,
     formula="g · u · 1[x ≥ 0] (test='grad': 1[g ≥ 0]; mode='sign': sign(g) · u)", source=SOURCE,
 )
 def positive_jam(ctx, grad_out, mask, test="input", mode="scale"):
     if test == "grad":
-        mask = grad_out >= 0
+        mask = compute_mask(NON_NEGATIVE, grad_out, {})
     return apply_mask(_jam(ctx, grad_out, mode), mask)
 
 
 @register(
-    "rectangular_jam", saves=_saves, mask=Interval(lambda a, b, **_: (a, b)),
+    "rectangular_jam", saves=_saves, mask=WINDOW,
     check=all_of(_MODES, _TESTS, ordered("a", "b")), stochastic=True,
     formula="g · u · 1[a ≤ x ≤ b] (test='grad': 1[a ≤ g ≤ b]; mode='sign': sign(g) · u)",
     source=SOURCE,
 )
 def rectangular_jam(ctx, grad_out, mask, a=-5.0, b=5.0, test="input", mode="scale"):
     if test == "grad":
-        mask = (grad_out >= a) & (grad_out <= b)
+        mask = compute_mask(WINDOW, grad_out, {"a": a, "b": b})
     return apply_mask(_jam(ctx, grad_out, mode), mask)
