@@ -55,13 +55,15 @@ def _mirror() -> Path | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def smoke_workspace(tmp_path_factory):
+def new_workspace(tmp_path_factory, name: str) -> dict:
+    """A copy of the repository as a fresh clone has it, in its own git and DVC repo, with
+    its own MLflow store and an environment running this venv's tools on the CPU against
+    the MNIST mirror.  Skips the test when no mirror is found."""
     mirror = _mirror()
     if mirror is None:
         pytest.skip("no MNIST mirror: set FREEGRAD_DATA_MIRROR (CI uses ../shared/datasets)")
-    repo = tmp_path_factory.mktemp("repo")
-    store = tmp_path_factory.mktemp("mlflow")
+    repo = tmp_path_factory.mktemp(name)
+    store = tmp_path_factory.mktemp(f"{name}-mlflow")
     copy_repo(repo)
     venv_bin = Path(sys.executable).parent
     env = {**os.environ,
@@ -77,6 +79,13 @@ def smoke_workspace(tmp_path_factory):
     sh(["git", "config", "user.email", "pipeline-test@example.invalid"], repo, env)
     if not (repo / ".dvc" / "config").exists():
         sh(["dvc", "init", "-q"], repo, env)
+    return {"repo": repo, "store": store, "env": env}
+
+
+@pytest.fixture(scope="session")
+def smoke_workspace(tmp_path_factory):
+    ws = new_workspace(tmp_path_factory, "repo")
+    repo, env = ws["repo"], ws["env"]
     sh(["git", "add", "-A"], repo, env)
     sh(["git", "commit", "-q", "-m", "copy"], repo, env)
     targets = []
@@ -85,5 +94,4 @@ def smoke_workspace(tmp_path_factory):
         targets = [s for s in stages if s != "paper"]
     # The documented one-switch profile change, run for real.
     first = sh(["dvc", "exp", "run", "-S", "profile=smoke", *targets], repo, env, timeout=1200)
-    return {"repo": repo, "store": store, "env": env, "first": first,
-            "paper": not paper_tools_missing()}
+    return {**ws, "first": first, "paper": not paper_tools_missing()}

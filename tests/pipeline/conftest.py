@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import _mirror  # noqa: F401  (also imported by test_kill)
+from tests.conftest import _mirror
 
 
 @pytest.fixture(scope="session")

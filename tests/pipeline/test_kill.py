@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,8 +17,7 @@ import pytest
 import yaml
 
 from experiments import paths
-from tests.conftest import copy_repo, sh
-from tests.pipeline.conftest import _mirror
+from tests.conftest import new_workspace, sh
 
 RESULTS = ("reports/metrics/suc.json", "reports/runs/suc.json", "reports/curves/suc.csv",
            "reports/diagnostics/suc.csv")
@@ -78,24 +76,10 @@ def _runs(store: Path):
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    mirror = _mirror()
-    if mirror is None:
-        pytest.skip("no MNIST mirror: set FREEGRAD_DATA_MIRROR")
-    repo, store = tmp_path_factory.mktemp("killrepo"), tmp_path_factory.mktemp("killstore")
-    copy_repo(repo)
-    env = {**os.environ,
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-           "FREEGRAD_DATA_MIRROR": str(mirror), "DVC_NO_ANALYTICS": "1",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlruns.db'}",
-           "GIT_CONFIG_GLOBAL": os.devnull, "FREEGRAD_DEVICE": "cpu"}
-    for args in (["git", "init", "-q", "-b", "main"], ["git", "config", "user.name", "t"],
-                 ["git", "config", "user.email", "t@example.invalid"]):
-        sh(args, repo, env)
-    if not (repo / ".dvc" / "config").exists():
-        sh(["dvc", "init", "-q"], repo, env)
-    _set_epochs(repo, 400)
-    sh(["dvc", "repro", "data"], repo, env)
-    return {"repo": repo, "store": store, "env": env}
+    ws = new_workspace(tmp_path_factory, "killrepo")
+    _set_epochs(ws["repo"], 400)
+    sh(["dvc", "repro", "data"], ws["repo"], ws["env"])
+    return ws
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
