@@ -5,52 +5,53 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 DVC     := $(VENV)/bin/dvc
 STAMP   := $(VENV)/.installed
-TORCH   := torch==2.14.1 torchvision==0.29.1
 # Stage commands call `python`; make sure it is the project's interpreter.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint repro pdf paper-tools ui suc mlp lenet cnn bnn claims
+.PHONY: help install lock test lint repro pdf paper-tools paper-tools-or-skip ui suc mlp lenet cnn bnn claims
 
 help: ## list the targets
 	@echo "FreeGrad reproduction workbench"
 	@grep -E '^[a-z][a-z -]*:.*## ' $(MAKEFILE_LIST) | \
-		awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+		awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-# Re-runs only when a pyproject changes (or the venv is missing).
-$(STAMP): pyproject.toml libs/freegrad/pyproject.toml
+# Re-runs only when a pyproject or the lock changes (or the venv is missing).  Every
+# package comes at the exact version of requirements.lock; torch's pin lives there too.
+$(STAMP): pyproject.toml libs/freegrad/pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e libs/freegrad -e '.[dev]'
+	$(PY) -m pip install --quiet -c requirements.lock -e libs/freegrad -e '.[dev]'
 	@touch $@
 
-install: $(STAMP) ## create .venv; install torch 2.14.1, libs/freegrad and the monorepo (no-op when done)
+install: $(STAMP) ## create .venv with requirements.lock's versions, libs/freegrad and the monorepo
 
-test: install ## set up, then run all tests (library and pipeline)
+# A scratch venv resolves the pyprojects' dependencies afresh; its `pip freeze` is the lock.
+LOCK_VENV := .venv-lock
+lock: ## refresh requirements.lock from the pyprojects (then `make install` uses it)
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet -e libs/freegrad -e '.[dev]'
+	$(LOCK_VENV)/bin/python -c 'import platform as p; print("# Exact versions for make install" \
+		" (pip -c), written by make lock on Python", p.python_version(), p.machine())' > requirements.lock.new
+	$(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable >> requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf $(LOCK_VENV)
+
+test: install paper-tools-or-skip ## set up, then run all tests (library, pipeline, paper)
 	$(PY) -m pytest tests
 
 lint: install ## ruff over the monorepo code
 	$(VENV)/bin/ruff check experiments tests/pipeline
 
-# The paper stage needs pandoc and xelatex (Debian: pandoc, texlive-xetex).
-PAPER_TOOLS := pandoc xelatex
-PAPER_DEBS  := pandoc texlive-xetex
-PAPER_APT   := apt-get install -y --no-install-recommends $(PAPER_DEBS)
+# The paper's toolchain is present when a page compiles with its template
+# (paper/toolchain.sh probe); the Debian packages are listed in paper/apt-packages.txt.
+paper-tools: ## probe the paper's TeX toolchain; install paper/apt-packages.txt as root, else say how
+	@paper/toolchain.sh ensure
 
-paper-tools: ## install pandoc and xelatex with apt-get when missing (root only; else say how)
-	@missing=""; for t in $(PAPER_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
-	if [ -z "$$missing" ]; then exit 0; fi; \
-	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing$$missing: apt-get update && $(PAPER_APT)"; \
-		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-		DEBIAN_FRONTEND=noninteractive $(PAPER_APT); \
-	else \
-		echo "note:$$missing not found; the paper stage needs them. Install with:" >&2; \
-		echo "  sudo apt-get install $(PAPER_DEBS)" >&2; \
-	fi
+# For `make test`: without the toolchain (and not root) the paper tests skip, saying why.
+paper-tools-or-skip:
+	@paper/toolchain.sh ensure || echo "note: the paper tests will be skipped" >&2
 
-repro: install paper-tools ## set up (and pandoc/xelatex as root), then the whole DVC pipeline
+repro: install paper-tools ## set up (the paper's toolchain too, as root), then the whole pipeline
 	$(DVC) repro
 
 suc: install ## experiment 1: single-unit classifier on "Ones"
@@ -69,15 +70,12 @@ cnn: install ## experiment 4: gradient jamming in LeNet-5, on MNIST and Fashion-
 claims: install ## tables, claims and figures from whatever has been trained
 	$(DVC) repro report claims figures
 
-pdf: install ## build paper/paper.pdf (`dvc repro paper`: the paper and what it needs)
-	@missing=""; for t in $(PAPER_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "error:$$missing not found; the paper needs pandoc and xelatex. Install with:" >&2; \
-		echo "  sudo apt-get install $(PAPER_DEBS)" >&2; \
-		exit 1; \
-	fi
+pdf: install paper-tools ## build paper/paper.pdf (`dvc repro paper`: the paper and what it needs)
 	$(DVC) repro paper
 
-ui: install ## MLflow UI on the project's store (MLFLOW_TRACKING_URI overrides)
-	$(VENV)/bin/mlflow ui --backend-store-uri "$$($(PY) -m experiments.tracking --uri)" \
+HOST ?= 127.0.0.1
+PORT ?= 5000
+ui: install ## MLflow UI on the project's store at HOST:PORT (MLFLOW_TRACKING_URI overrides)
+	$(VENV)/bin/mlflow ui --host $(HOST) --port $(PORT) \
+		--backend-store-uri "$$($(PY) -m experiments.tracking --uri)" \
 		--default-artifact-root "$$($(PY) -m experiments.tracking --artifacts)"
