@@ -17,8 +17,9 @@ HEADER = """# FreeGrad rule card
 Generated from the rule registry by `python -m freegrad.cards docs/rules.md`; do not edit.
 Notation: g is the incoming gradient (grad_out), x the activation's forward input,
 σ the logistic function, 1[·] an indicator. "Saves" is what the rule keeps from the
-forward pass for its backward: nothing, a one-byte mask, or the input. "Random" rules draw
-noise (seed them with `use(..., seed=N)`).
+forward pass for its backward: nothing, a one-byte mask, or the input; only rules that save
+nothing act on parameter gradients (scope="params"), the others need the activation input and
+are refused there. "Random" rules draw noise (seed them with `use(..., seed=N)`).
 
 | rule | formula | parameters (defaults) | saves | random | source |
 |---|---|---|---|---|---|

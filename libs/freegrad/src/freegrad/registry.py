@@ -10,8 +10,13 @@ the forward pass:
 * ``saves="mask"`` - the rule needs only a boolean function of the input,
   ``mask(input, **params)``, computed at forward time and kept at one byte
   per element; the rule function then receives that mask as ``input``.
-* ``saves="input"`` - the rule receives the forward input (the default for
-  user rules).
+* ``saves="input"`` - the rule needs the forward input.
+
+A rule that declares ``"mask"`` or ``"input"`` cannot run without the input: on
+parameter gradients (or called with ``input=None``) it raises a clear error. A
+rule registered without ``saves`` keeps the published freegrad 1.0.1 contract:
+the input is kept when there is one (an activation), and the rule receives
+``input=None`` on parameter gradients and when called with ``None``.
 
 ``saves`` may also be a function of the resolved params returning one of
 these, for rules whose needs depend on an option.
@@ -84,27 +89,35 @@ class _Callable:
 
 
 class Rule(_Callable):
-    """A named backward rule; call it as ``rule(ctx, grad_out, input, **params)``."""
+    """A named backward rule; call it as ``rule(ctx, grad_out, input, **params)``.
+
+    ``saves=None`` (not declared): "mask" if a ``mask`` is given, else the input is kept
+    when there is one and the rule receives ``input=None`` otherwise (parameter gradients),
+    as in freegrad 1.0.1.
+    """
 
     def __init__(
         self,
         name: str,
         fn: Callable,
         *,
-        saves: str | Callable[[dict], str] = "input",
+        saves: str | Callable[[dict], str] | None = None,
         mask: Callable[..., torch.Tensor] | None = None,
         check: Callable[..., None] | None = None,
         formula: str | None = None,
         source: str | None = None,
         stochastic: bool = False,
     ):
-        if not callable(saves) and saves not in SAVES:
+        if saves is None and mask is not None:
+            saves = "mask"  # a mask declares its need
+        if saves is not None and not callable(saves) and saves not in SAVES:
             raise ValueError(f"saves={saves!r} is not one of {SAVES}")
         if saves == "mask" and mask is None:
             raise ValueError(f"rule {name!r} saves a mask but no mask function was given")
         self.name = name
         self.fn = fn
-        self.saves = saves
+        self.input_optional = saves is None  # None on parameter gradients is the rule's business
+        self.saves = "input" if saves is None else saves
         self.mask = mask
         self.check = check
         self.defaults, self.accepts_any = _rule_parameters(fn)
@@ -119,8 +132,8 @@ class Rule(_Callable):
 
     def renamed(self, name: str) -> Rule:
         return Rule(
-            name, self.fn, saves=self.saves, mask=self.mask, check=self.check,
-            formula=self.formula, source=self.source, stochastic=self.stochastic,
+            name, self.fn, saves=None if self.input_optional else self.saves, mask=self.mask,
+            check=self.check, formula=self.formula, source=self.source, stochastic=self.stochastic,
         )
 
     def resolve(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -154,21 +167,24 @@ class BoundRule:
         self.name = rule.name
         self.params = params
         self.saves = rule.saves(params) if callable(rule.saves) else rule.saves
+        self.input_optional = rule.input_optional
 
     n_residuals = 1
 
     @property
     def needs_input(self) -> bool:
-        return self.saves != "nothing"
+        """Whether the rule cannot run without the input (it declared a mask or the input)."""
+        return self.saves != "nothing" and not self.input_optional
 
     def residual(self, input: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
-        """What backward needs, computed when the forward runs."""
-        if self.saves == "nothing":
+        """What backward needs, computed when the forward runs (``input=None``: no input)."""
+        if self.saves == "nothing" or (input is None and self.input_optional):
             return (None,)
         if input is None:
             raise ValueError(
-                f"rule {self.name!r} needs the activation input, so it cannot act on "
-                f"parameter gradients; use scope='activations' for it"
+                f"rule {self.name!r} needs the activation input (it saves {self.saves!r}), "
+                f"so it cannot act on parameter gradients or be called with input=None; "
+                f"use scope='activations' for it"
             )
         if self.saves == "mask":
             return (compute_mask(self.rule.mask, input, self.params),)
@@ -246,7 +262,7 @@ AnyRule = Rule | Composite
 def register(
     name: str,
     *,
-    saves: str | Callable[[dict], str] = "input",
+    saves: str | Callable[[dict], str] | None = None,
     mask: Callable[..., torch.Tensor] | None = None,
     check: Callable[..., None] | None = None,
     formula: str | None = None,
@@ -256,6 +272,9 @@ def register(
     """Decorator registering ``fn(ctx, grad_out, input, **params)`` (or a composite) as ``name``.
 
     A name can be registered once; a second registration raises :class:`RuleError`.
+    ``saves`` is "nothing", "mask" (implied by ``mask=``) or "input"; left out, the input is
+    kept when there is one and the rule receives ``input=None`` on parameter gradients (the
+    published contract), while a declared mask or "input" makes that an error.
     ``stochastic=True`` marks a rule that draws random numbers.
     Returns the :class:`Rule`, which is called like the function.
     """

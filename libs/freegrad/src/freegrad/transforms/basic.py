@@ -29,7 +29,7 @@ def rectangular(ctx, grad_out, mask, a=-0.5, b=0.5):
 
 
 @register(
-    "triangular", check=positive("width"),
+    "triangular", saves="input", check=positive("width"),
     formula="g · max(0, 1 − |x| / width)", source=f"{PAPER}, triangular derivative",
 )
 def triangular(ctx, grad_out, input, width=1.0):

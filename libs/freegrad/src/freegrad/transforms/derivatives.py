@@ -48,23 +48,23 @@ def d_leaky_relu(ctx, grad_out, mask, negative_slope=0.01):
     return torch.where(mask, grad_out, grad_out * negative_slope)
 
 
-@register("d(ELU)", formula="g · (1 if x > 0 else alpha · exp(x))", source=SOURCE)
+@register("d(ELU)", saves="input", formula="g · (1 if x > 0 else alpha · exp(x))", source=SOURCE)
 def d_elu(ctx, grad_out, input, alpha=1.0):
     return torch.where(input > 0, grad_out, grad_out * alpha * torch.exp(input))
 
 
-@register("d(Tanh)", formula="g · (1 − tanh²(x))", source=SOURCE)
+@register("d(Tanh)", saves="input", formula="g · (1 − tanh²(x))", source=SOURCE)
 def d_tanh(ctx, grad_out, input):
     return grad_out * (1 - torch.tanh(input) ** 2)
 
 
-@register("d(Logistic)", formula="g · σ(x) · (1 − σ(x))", source=SOURCE)
+@register("d(Logistic)", saves="input", formula="g · σ(x) · (1 − σ(x))", source=SOURCE)
 def d_logistic(ctx, grad_out, input):
     s = torch.sigmoid(input)
     return grad_out * s * (1 - s)
 
 
-@register("d(SiLU)", formula="g · σ(x) · (1 + x · (1 − σ(x)))", source=SOURCE)
+@register("d(SiLU)", saves="input", formula="g · σ(x) · (1 + x · (1 − σ(x)))", source=SOURCE)
 def d_silu(ctx, grad_out, input):
     s = torch.sigmoid(input)
     return grad_out * s * (1 + input * (1 - s))
@@ -74,7 +74,7 @@ _K = math.sqrt(2 / math.pi)
 
 
 @register(
-    "d(GELU)", check=one_of(approximate=("none", "tanh")),
+    "d(GELU)", saves="input", check=one_of(approximate=("none", "tanh")),
     formula="g · (Φ(x) + x · φ(x)); approximate='tanh': g · (½(1 + t) + ½x(1 − t²)·k(1 + 3c·x²)), "
     "t = tanh(k(x + c·x³)), k = √(2/π), c = 0.044715",
     source=SOURCE,
@@ -89,7 +89,8 @@ def d_gelu(ctx, grad_out, input, approximate="none"):
 
 
 @register(
-    "d(Softplus)", formula="g · (σ(beta · x) if beta · x ≤ threshold else 1)", source=SOURCE,
+    "d(Softplus)", saves="input", formula="g · (σ(beta · x) if beta · x ≤ threshold else 1)",
+    source=SOURCE,
 )
 def d_softplus(ctx, grad_out, input, beta=1.0, threshold=20.0):
     z = input * beta

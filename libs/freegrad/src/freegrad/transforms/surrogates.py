@@ -16,7 +16,7 @@ from ._checks import positive
 
 
 @register(
-    "arctan", check=positive("alpha"),
+    "arctan", saves="input", check=positive("alpha"),
     formula="g · (alpha / 2) / (1 + (π/2 · alpha · x)²)",
     source="Fang et al. 2021 (SpikingJelly ATan surrogate); snnTorch ATan",
 )
@@ -25,7 +25,7 @@ def arctan(ctx, grad_out, input, alpha=2.0):
 
 
 @register(
-    "fast_sigmoid", check=positive("slope"),
+    "fast_sigmoid", saves="input", check=positive("slope"),
     formula="g / (1 + slope · |x|)²",
     source="Zenke & Ganguli 2018 (SuperSpike); snnTorch fast_sigmoid",
 )
@@ -34,7 +34,7 @@ def fast_sigmoid(ctx, grad_out, input, slope=25.0):
 
 
 @register(
-    "sigmoid", check=positive("slope"),
+    "sigmoid", saves="input", check=positive("slope"),
     formula="g · slope · σ(slope · x) · (1 − σ(slope · x))",
     source="Zenke & Vogels 2021; snnTorch sigmoid surrogate",
 )
@@ -44,7 +44,7 @@ def sigmoid(ctx, grad_out, input, slope=25.0):
 
 
 @register(
-    "gaussian", check=positive("sigma"),
+    "gaussian", saves="input", check=positive("sigma"),
     formula="g · exp(−x² / (2 sigma²)) / (sigma · √(2π))",
     source="Wu et al. 2018 (STBP, Gaussian approximation of the spike derivative)",
 )
