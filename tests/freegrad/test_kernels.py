@@ -3,6 +3,7 @@
 import importlib.util
 import math
 import os
+import re
 import shutil
 
 import freegrad as fg
@@ -157,3 +158,97 @@ def test_pip_ninja_is_found_off_path_and_path_is_restored(monkeypatch):
         assert shutil.which("ninja") is not None
         assert os.environ["PATH"].split(os.pathsep)[0] == ninja.BIN_DIR
     assert os.environ["PATH"] == "/nonexistent"
+
+
+# --- where and when the kernels are built (issue 16, item 4) ---------------------------------
+
+BUILD_NAME = r"freegrad_mask_kernels_[0-9a-f]{12}"
+
+
+def test_build_name_follows_source_flags_and_nothing_else():
+    name = kernels.build_name(b"int x;", ["-O3", "-fopenmp"], ["-fopenmp"])
+    assert re.fullmatch(BUILD_NAME, name)
+    assert kernels.build_name(b"int x;", ["-O3", "-fopenmp"], ["-fopenmp"]) == name
+    assert kernels.build_name(b"int y;", ["-O3", "-fopenmp"], ["-fopenmp"]) != name
+    assert kernels.build_name(b"int x;", ["-O2", "-fopenmp"], ["-fopenmp"]) != name
+    assert kernels.build_name(b"int x;", ["-O3", "-fopenmp"], []) != name
+    # flags are not concatenated ambiguously
+    assert kernels.build_name(b"int x;", ["-O3 -fopenmp"], ["-fopenmp"]) != name
+
+
+def test_build_name_follows_torch_version(monkeypatch):
+    name = kernels.build_name(b"int x;", ["-O3"], [])
+    monkeypatch.setattr(torch, "__version__", "0.0.1")
+    assert kernels.build_name(b"int x;", ["-O3"], []) != name
+
+
+def test_build_folder_is_named_after_the_build_under_torch_extensions_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    assert kernels.build_dir("freegrad_mask_kernels_0123456789ab") == (
+        tmp_path / "freegrad_mask_kernels_0123456789ab")
+
+
+def test_a_build_at_first_use_says_so_on_stderr(monkeypatch, tmp_path, capfd):
+    from torch.utils import cpp_extension
+
+    def failing_load(name, sources, **kwargs):
+        assert re.fullmatch(BUILD_NAME, name) and kwargs["build_directory"] == str(tmp_path / name)
+        assert sources == [str(tmp_path / name / kernels.SOURCE.name)]  # one path for every checkout
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.delenv("FREEGRAD_NATIVE", raising=False)
+    monkeypatch.setattr(kernels, "_native", {})
+    monkeypatch.setattr(cpp_extension, "load", failing_load)
+    with pytest.warns(RuntimeWarning, match="no compiler here"):
+        assert kernels.ensure_built() == "unavailable: no compiler here"
+    err = capfd.readouterr().err
+    name = kernels.build_name(kernels.SOURCE.read_bytes(), *kernels._flags())
+    assert kernels.BUILD_MESSAGE.format(dir=tmp_path / name) in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_build_fails_with_the_reason_when_the_compiler_fails(monkeypatch, tmp_path, capsys):
+    if kernels.toolchain_missing():
+        pytest.skip(kernels.toolchain_missing())
+    from freegrad.kernels.__main__ import main
+
+    broken = tmp_path / "mask_kernels.cpp"
+    broken.write_text('#error "deliberately broken"\n')
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
+    monkeypatch.delenv("FREEGRAD_NATIVE", raising=False)
+    monkeypatch.setattr(kernels, "SOURCE", broken)
+    monkeypatch.setattr(kernels, "_native", {})
+    assert main(["build"]) == 1
+    assert "building the compiled mask kernels failed" in capsys.readouterr().err
+
+
+def test_cli_build_is_a_no_op_when_freegrad_native_is_0(monkeypatch, capsys):
+    from freegrad.kernels.__main__ import main
+
+    monkeypatch.setenv("FREEGRAD_NATIVE", "0")
+    assert main(["build"]) == 0
+    assert "FREEGRAD_NATIVE=0" in capsys.readouterr().out
+
+
+def test_cli_builds_once_then_loads_from_its_own_folder(tmp_path):
+    """The one real build of the suite (~20-50 s): `python -m freegrad.kernels build` in a
+    fresh TORCH_EXTENSIONS_DIR builds and says so; a second process only loads it."""
+    import subprocess
+    import sys
+
+    if kernels.toolchain_missing():
+        pytest.skip(kernels.toolchain_missing())
+    env = {k: v for k, v in os.environ.items() if k != "FREEGRAD_NATIVE"}
+    env["TORCH_EXTENSIONS_DIR"] = str(tmp_path)
+    cmd = [sys.executable, "-W", "error::RuntimeWarning", "-m", "freegrad.kernels", "build"]
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    (folder,) = tmp_path.iterdir()
+    assert re.fullmatch(BUILD_NAME, folder.name)
+    assert first.stderr.strip() == kernels.BUILD_MESSAGE.format(dir=folder)
+    assert "compiled mask kernels built in" in first.stdout and str(folder) in first.stdout
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr
+    assert second.stderr == ""
+    assert "loaded (already built)" in second.stdout and str(folder) in second.stdout

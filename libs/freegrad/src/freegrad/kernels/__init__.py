@@ -18,12 +18,18 @@ as plain expressions. Both paths give identical masks and gradients (tested).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
+import json
 import logging
 import math
 import os
+import platform
 import shutil
+import sys
+import sysconfig
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +40,7 @@ import torch
 CHUNK = 1 << 18  # elements: a 1 MiB float32 temporary stays in L2; fewer Python steps
 MIN_CHUNKED = 4 * CHUNK
 NATIVE_DTYPES = (torch.float32, torch.float64)
-SOURCE = Path(__file__).with_name("csrc") / "mask_kernels.cpp"
+SOURCE = Path(__file__).resolve().parents[1] / "csrc" / "mask_kernels.cpp"
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,8 @@ class Interval:
 
 _build_lock = threading.Lock()
 _native: dict = {}  # "module": the loaded extension or None; "status": why
+BUILD_MESSAGE = "freegrad: building compiled mask kernels (one-off, ~20-50 s) in {dir}"
+_MARKER = "freegrad-built.json"  # written once the extension in a build folder has loaded
 
 
 @contextlib.contextmanager
@@ -81,33 +89,144 @@ def _ninja_on_path():
         os.environ["PATH"] = path
 
 
-def _build():
-    if os.environ.get("FREEGRAD_NATIVE", "1") == "0":
-        return None, "off (FREEGRAD_NATIVE=0)"
+def _flags() -> tuple[list[str], list[str]]:
+    """(cflags, ldflags) of the build: -O3 and, where torch has it, OpenMP (at::parallel_for)."""
     openmp = ["-fopenmp"] if torch.backends.openmp.is_available() else []
+    return ["-O3", *openmp], openmp
+
+
+def build_name(source: bytes, cflags: list[str], ldflags: list[str]) -> str:
+    """``freegrad_mask_kernels_<hash>``: the hash of what determines the binary.
+
+    The C++ source, the compile and link flags, torch's version (its headers and ABI) and
+    the Python ABI (the extension suffix, e.g. ``.cpython-311-x86_64-linux-gnu.so``), so
+    checkouts and venvs that differ in any of them build side by side instead of
+    rebuilding one shared folder in turn, and those that agree share one build.
+    """
+    digest = hashlib.sha256()
+    for part in (
+        source,
+        "\0".join(cflags).encode(),
+        "\0".join(ldflags).encode(),
+        torch.__version__.encode(),
+        str(getattr(torch.version, "git_version", "")).encode(),
+        str(sysconfig.get_config_var("EXT_SUFFIX") or sys.implementation.cache_tag).encode(),
+        platform.machine().encode(),
+    ):
+        digest.update(len(part).to_bytes(8, "little") + part)
+    return f"freegrad_mask_kernels_{digest.hexdigest()[:12]}"
+
+
+def build_dir(name: str) -> Path:
+    """Where ``name`` is built: ``$TORCH_EXTENSIONS_DIR/<name>`` (default ~/.cache/torch_extensions)."""
+    from torch.utils import cpp_extension
+
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()
+    return Path(root) / name
+
+
+def _library(directory: Path, name: str) -> Path:
+    return directory / f"{name}{'.pyd' if sys.platform == 'win32' else '.so'}"
+
+
+def _import(name: str, library: Path):
+    spec = importlib.util.spec_from_file_location(name, library)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    """One process at a time builds a folder (others wait, then load its result)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: torch's own lock in the folder still serialises the build
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _quiet_cpp_extension_logger():
     # Importing cpp_extension logs a CUDA_HOME notice that says nothing about CPU kernels.
     logger = logging.getLogger("torch.utils.cpp_extension")
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _load_or_build():
+    """(module, directory, built_now, seconds); raises if the build or the load fails.
+
+    A folder whose marker says it built and loaded before is imported directly, without
+    torch's build step (which would rebuild when, say, only the venv's include paths
+    differ). The source is copied into the folder, so every checkout compiles the same
+    path and ninja sees nothing new.
+    """
+    start = time.perf_counter()
+    source = SOURCE.read_bytes()  # a missing source fails here, with its path
+    cflags, ldflags = _flags()
+    name = build_name(source, cflags, ldflags)
+    directory = build_dir(name)
+    library, marker = _library(directory, name), directory / _MARKER
+    if marker.is_file() and library.is_file():
+        with contextlib.suppress(ImportError, OSError):
+            return _import(name, library), directory, False, time.perf_counter() - start
+    directory.mkdir(parents=True, exist_ok=True)
+    with _file_lock(directory / ".freegrad.lock"):
+        if marker.is_file() and library.is_file():  # another process built it meanwhile
+            with contextlib.suppress(ImportError, OSError):
+                return _import(name, library), directory, False, time.perf_counter() - start
+        print(BUILD_MESSAGE.format(dir=directory), file=sys.stderr, flush=True)
+        copy = directory / SOURCE.name
+        if not copy.is_file() or copy.read_bytes() != source:
+            partial = copy.with_suffix(".tmp")
+            partial.write_bytes(source)
+            os.replace(partial, copy)
         from torch.utils import cpp_extension
 
         with _ninja_on_path():
             module = cpp_extension.load(
-                "freegrad_mask_kernels", [str(SOURCE)],
-                extra_cflags=["-O3", *openmp], extra_ldflags=openmp,
+                name, [str(copy)], extra_cflags=cflags, extra_ldflags=ldflags,
+                build_directory=str(directory),
             )
+        seconds = time.perf_counter() - start
+        marker.write_text(json.dumps({
+            "name": name, "torch": torch.__version__, "python": sys.version.split()[0],
+            "cflags": cflags, "ldflags": ldflags, "build_seconds": round(seconds, 1),
+        }) + "\n")
+        return module, directory, True, seconds
+
+
+def _build():
+    if os.environ.get("FREEGRAD_NATIVE", "1") == "0":
+        return None, "off (FREEGRAD_NATIVE=0)"
+    try:
+        with _quiet_cpp_extension_logger():
+            module, _, _, _ = _load_or_build()
     except Exception as exc:  # no compiler, no ninja, unsupported platform
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = _reason(exc)
         warnings.warn(
             f"freegrad: compiled mask kernels unavailable ({reason}); mask rules use PyTorch "
             "ops instead (same values, slower). FREEGRAD_NATIVE=0 skips the build.",
-            RuntimeWarning, stacklevel=3,
+            RuntimeWarning, stacklevel=4,
         )
         return None, f"unavailable: {reason}"
-    finally:
-        logger.setLevel(level)
     return module, f"in use ({module.__file__})"
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def native():
@@ -123,6 +242,26 @@ def native_status() -> str:
     """Whether mask rules run the compiled kernels, and if not, why."""
     native()
     return _native["status"]
+
+
+def ensure_built() -> str:
+    """Build (once per source, flags, torch and Python; else load) the compiled kernels now.
+
+    Call it before anything is timed: the first use of a mask rule would otherwise build
+    them there (~20-50 s, announced on stderr). Returns :func:`native_status`.
+    ``python -m freegrad.kernels build`` does the same from a shell (e.g. at install time).
+    """
+    return native_status()
+
+
+def toolchain_missing() -> str | None:
+    """Why no build can be attempted here (no C++ compiler, no ninja), or None."""
+    compiler = os.environ.get("CXX", "c++")
+    if shutil.which(compiler) is None:
+        return f"no C++ compiler ({compiler!r} not found)"
+    if shutil.which("ninja") is None and importlib.util.find_spec("ninja") is None:
+        return "no ninja (pip install ninja)"
+    return None
 
 
 def _eager_cpu(*tensors: torch.Tensor) -> bool:
