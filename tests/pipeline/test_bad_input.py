@@ -25,12 +25,12 @@ from experiments import data as D
 from experiments import params as P
 from experiments import paths, tracking
 
-LENET = "experiments.lenet.configs"
+LENET = "experiments.lenet.configs"  # an expanded configuration's key path
 
 # case | input (an edit of params.yaml, or what is broken) | expected message (all of these words)
 PARAMS_CASES = [
-    ("unknown experiment", "experiments.nosuch: <copy of suc>",
-     ["experiments.nosuch", "no module experiments/nosuch.py"]),
+    ("unknown task", "experiments.nosuch: <copy of suc, task nosuch>",
+     ["experiments.nosuch.task", "'nosuch'", "single_unit"]),
     ("unknown rule name", f"{LENET}.rectangular.backward: rectangulr",
      [f"{LENET}.rectangular.backward", "'rectangulr'", "did you mean", "'rectangular'",
       "Registered rules"]),
@@ -88,7 +88,8 @@ OTHER_CASES = [
 ]
 
 _EDITS = {
-    "unknown experiment": lambda p: p["experiments"].update(nosuch=p["experiments"]["suc"]),
+    "unknown task": lambda p: p["experiments"].update(nosuch={**p["experiments"]["suc"],
+                                                              "task": "nosuch"}),
     "unknown rule name": lambda p: _cfg(p, "rectangular").update(backward="rectangulr"),
     "unknown forward name": lambda p: _cfg(p, "standard").update(forward="Logistc"),
     "invalid rule values (a > b)":
@@ -112,7 +113,8 @@ _EDITS = {
 
 
 def _cfg(p, name):
-    return p["experiments"]["lenet"]["configs"][name]
+    """The fields of lenet's variant ``name`` (configuration ``name`` once expanded)."""
+    return p["experiments"]["lenet"]["grids"][0]["axes"]["rule"][name]
 
 
 def test_the_table_covers_every_edit():
@@ -162,7 +164,7 @@ def test_unknown_experiment_on_the_command_line():
 def test_bad_params_stop_the_stage_before_training(tmp_path):
     """The stage's CLI: one line on stderr, exit 2, no traceback, nothing trained."""
     params = yaml.safe_load(paths.PARAMS.read_text())
-    params["experiments"]["lenet"]["configs"]["rectangular"]["rule_params"] = {"a": 1, "b": -1}
+    _cfg(params, "rectangular")["rule_params"] = {"a": 1, "b": -1}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     code = ("import sys; from experiments import params, paths, train; from pathlib import Path; "
             "paths.PARAMS = Path(sys.argv[1]); sys.exit(train.main(['suc']))")

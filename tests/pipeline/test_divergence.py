@@ -8,7 +8,8 @@ import pytest
 
 from experiments import data as D
 from experiments import params as P
-from experiments import report, suc, train
+from experiments import report, train
+from experiments.tasks import single_unit as suc
 
 
 @pytest.fixture()

@@ -8,7 +8,11 @@ import freegrad as fg
 import pytest
 import torch
 
-from experiments import bnn, claims, lenet, mlp, models, train
+from experiments import claims, train
+from experiments.tasks import binary_unit as bnn
+from experiments.tasks import digits_mlp as mlp
+from experiments.tasks import lenet5 as lenet
+from experiments.tasks import models
 from experiments import data as D
 from experiments import params as P
 
@@ -118,7 +122,15 @@ def test_diagnostics_measure_against_the_true_gradient():
 
 # --- claims ------------------------------------------------------------------------------
 
-SETTINGS = {"metric": "final_test_acc", "tolerance": 0.01, "k_std": 2.0, "min_baseline": 0.5}
+SETTINGS = {"metric": "final_test_acc", "tolerance": 0.01, "k_std": 2.0, "min_baseline": 0.5,
+            "statements": P.load()["claims"]["statements"]}
+
+
+def _judge(metrics, runs, params=None):
+    """claims.judge with each experiment's configurations (their structure) from params."""
+    params = params or P.load()
+    specs = {e: P.resolve(params, e, "full") for e in metrics}
+    return claims.judge(metrics, runs, SETTINGS, specs)
 
 
 def _m(mean, std):
@@ -150,7 +162,7 @@ def _by_id(rows):
 def test_claim_verdict_flips_at_the_threshold(tmp_path, config_mean, std, expected):
     metrics, runs = _write(tmp_path, {"lenet": {"standard": _m(0.9, std),
                                                 "constant": _m(config_mean, std)}})
-    rows = _by_id(claims.judge(metrics, runs, SETTINGS))
+    rows = _by_id(_judge(metrics, runs))
     r = rows["lenet_constant"]
     assert r["verdict"] == expected
     assert r["diff_mean"] == pytest.approx(config_mean - 0.9, abs=1e-6)
@@ -167,7 +179,7 @@ def test_a_baseline_that_did_not_learn_decides_nothing(tmp_path):
                                               "relu_full_jam": _m(0.11, 0.0),
                                               "linear_true": _m(0.51, 0.0),
                                               "linear_full_jam": _m(0.51, 0.0)}})
-    rows = _by_id(claims.judge(metrics, runs, SETTINGS))
+    rows = _by_id(_judge(metrics, runs))
     assert rows["cnn_relu_full_jam"]["verdict"] == "inconclusive"
     assert rows["cnn_linear_full_jam"]["verdict"] == "supported"
 
@@ -181,7 +193,7 @@ def test_claims_pairs_summaries_and_bnn_aggregate(tmp_path):
                 "logistic_d16": _m(0.9, 0.0), "step_constant_d16": _m(0.85, 0.0)},
         "mlp_sweep": {"bs16_lr0.05_standard": _m(0.9, 0.0), "bs16_lr0.05_constant": _m(0.9, 0.0)},
     })
-    rows = _by_id(claims.judge(metrics, runs, SETTINGS))
+    rows = _by_id(_judge(metrics, runs))
     assert rows["cnn_relu_full_jam"]["baseline"] == "relu_true"
     assert rows["cnn_relu_full_jam"]["verdict"] == "supported"
     assert rows["cnn_linear_positive_jam"]["verdict"] == "not supported"
@@ -194,7 +206,7 @@ def test_claims_pairs_summaries_and_bnn_aggregate(tmp_path):
     assert agg["kind"] == "aggregate" and agg["d"] == [8, 16]
     assert agg["diff_mean"] == pytest.approx(0.0) and agg["verdict"] == "supported"
     assert rows["claim_step"]["verdict"] == "mixed"  # d8 better, d16 worse; aggregate not counted
-    assert rows["mlp_sweep_bs16_lr0.05"]["verdict"] == "supported"
+    assert rows["mlp_sweep_bs16_lr0.05_constant"]["verdict"] == "supported"
     assert rows["claim_noise"]["verdict"] == "inconclusive" and rows["claim_noise"]["rows"] == 0
     md = claims.to_markdown(list(rows.values()), SETTINGS, {"cnn": "full"})
     assert "## `claim_jamming`: mixed" in md and "`cnn_linear_positive_jam`" in md

@@ -28,6 +28,10 @@ def _suc(p):
     return p["experiments"]["suc"]
 
 
+def _variant(p, exp, name, axis="rule"):
+    return p["experiments"][exp]["grids"][0]["axes"][axis][name]
+
+
 @pytest.mark.parametrize(
     "edit, words",
     [
@@ -39,21 +43,29 @@ def _suc(p):
          ["experiments.suc.dataset", "'cifar'", "mnist"]),
         (lambda p: _suc(p).update(lr="fast"), ["experiments.suc.lr", "float"]),
         (lambda p: _suc(p)["profiles"].update(turbo={}), ["profiles.turbo", "full, quick, smoke"]),
-        (lambda p: _suc(p)["configs"]["standard"].pop("backward"),
+        (lambda p: _variant(p, "suc", "standard").pop("backward"),
          ["configs.standard.backward", "missing"]),
-        (lambda p: p["experiments"].update(nosuch=_suc(p)),
-         ["experiments.nosuch", "experiments/nosuch.py"]),
+        (lambda p: p["experiments"].update(nosuch={**_suc(p), "task": "nosuch"}),
+         ["experiments.nosuch.task", "'nosuch'", "lenet5"]),
         (lambda p: p["data"]["ones"].update(k=3), ["data.ones.k", "accepted keys"]),
         (lambda p: p["experiments"]["lenet"]["profiles"]["smoke"].update(select=["nope"]),
          ["experiments.lenet.profiles.smoke.select", "'nope'", "standard"]),
-        (lambda p: p["experiments"]["cnn"]["configs"]["relu_true"].update(batch_size=0),
+        (lambda p: p["experiments"]["cnn"]["grids"][0].update(batch_size=0),
          ["experiments.cnn.configs.relu_true.batch_size", "positive"]),
         (lambda p: p["experiments"]["lenet"].update(train_limit=-1),
          ["experiments.lenet.train_limit", "positive"]),
         (lambda p: p["experiments"]["lenet"]["diagnostics"].update(often=3),
          ["experiments.lenet.diagnostics.often", "accepted keys"]),
-        (lambda p: p["experiments"]["bnn"]["configs"]["logistic_d8"].update(dd=8),
+        (lambda p: _variant(p, "bnn", "logistic", "unit").update(dd=8),
          ["experiments.bnn.configs.logistic_d8.dd", "accepted keys", "d,"]),
+        (lambda p: _variant(p, "lenet", "constant").update(claims=["nosuch"]),
+         ["experiments.lenet.configs.constant.claims", "'nosuch'", "shaped"]),
+        (lambda p: p["experiments"]["cnn"]["grids"][1].update(name="{activation}_{rule}"),
+         ["experiments.cnn.grids.1.name", "'relu_full_jam'", "twice"]),
+        (lambda p: p["experiments"]["cnn"]["grids"][0].update(name="{forwrd}_{rule}"),
+         ["experiments.cnn.grids.0.name", "forwrd", "activation"]),
+        (lambda p: p["experiments"]["cnn"]["figures"][0].update(rows="forward"),
+         ["experiments.cnn.figures.0.rows", "'forward'", "activation"]),
         (lambda p: p["claims"].update(tol=0.1), ["claims.tol", "accepted keys"]),
     ],
 )

@@ -118,13 +118,17 @@ def test_claims_come_from_the_metrics_files(workspace):
     repo = workspace["repo"]
     rows = json.loads((repo / "reports/claims.json").read_text())
     metrics, runs = claims.load_reports(repo / "reports/metrics", repo / "reports/runs")
-    settings = yaml.safe_load((repo / "params.yaml").read_text())["claims"]
+    from experiments import params as P
+
+    params = P.load(repo / "params.yaml", import_modules=False)
+    specs = {e: P.resolve(params, e) for e in EXPERIMENTS}
     assert rows == json.loads(json.dumps(claims.judge(
-        {e: metrics[e] for e in EXPERIMENTS}, runs, settings)))
+        {e: metrics[e] for e in EXPERIMENTS}, runs, params["claims"], specs)))
     by_id = {r["id"]: r for r in rows}
     for rid in ("suc_constant", "mlp_constant", "lenet_constant", "lenet_rectangular",
                 "lenet_noise_0.1", "cnn_relu_full_jam", "cnn_relu_full_jam_bs128",
                 "cnn_fashion_relu_full_jam", "bnn_step_constant", "bnn_step_rectangular_d8",
+                "mlp_sweep_bs16_lr0.1_constant",
                 "claim_constant", "claim_jamming", "claim_step"):
         assert rid in by_id, rid
     r = by_id["lenet_constant"]

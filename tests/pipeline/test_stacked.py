@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from experiments import bnn, lenet, mlp, stacked, suc, train
+from experiments import stacked, train
 from experiments import data as D
 from experiments import params as P
+from experiments.tasks import binary_unit as bnn
+from experiments.tasks import digits_mlp as mlp
+from experiments.tasks import lenet5 as lenet
+from experiments.tasks import single_unit as suc
 
 TOL = 1e-5  # float rounding of a batched matmul against S separate ones
 

@@ -5,7 +5,8 @@ import pytest
 
 from experiments import data as D
 from experiments import params as P
-from experiments import suc, train
+from experiments import train
+from experiments.tasks import single_unit as suc
 
 
 def test_true_derivative_needs_no_rule_block():
