@@ -8,22 +8,24 @@ configuration), ``reports/runs/<experiment>.json`` (seeds, profile) and the
 
 * ``reports/claims.json`` - a list of objects, one per (alternative rule,
   true-derivative baseline) pair, with ``id, claim, experiment, baseline, config,
-  metric, baseline_mean, baseline_std, config_mean, config_std, diff_mean, diff_std,
-  n_seeds, verdict`` (plus ``claim_id``, ``kind``), then one ``kind: summary`` object
-  per claim (``id`` = ``claim_<name>``);
+  metric, baseline_mean, baseline_std, config_mean, config_std, diff_mean`` (the
+  difference of the means), ``diff_std`` (its spread), ``n_seeds, verdict`` (plus
+  ``claim_id``, ``kind``); ``kind: aggregate`` objects for a grid with ``aggregate``;
+  then one ``kind: summary`` object per claim (``id`` = ``claim_<name>``) with
+  ``worst_diff``, the lowest difference of its rows;
 * ``reports/claims.md`` - the same, readable.
 
 Nothing here is typed by hand: every number comes from a metrics file, every
 verdict from ``verdict`` below (the rule is stated in params.yaml and in the
-Markdown).  A configuration missing from the metrics (not run in this profile)
-gives no row.
+Markdown), every pairing from the configurations' ``baseline`` and ``claims`` in
+params.yaml (never from their names).  A configuration missing from the metrics (not
+run in this profile) gives no row.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 import sys
 from pathlib import Path
 
@@ -34,44 +36,21 @@ SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, MIXED = ("supported", "not supported", "
                                                   "mixed")
 DIGITS = 6
 
-# name -> the claim's words (Troiano et al. 2025, abstract and Secs. 4-5).
-CLAIMS = {
-    "constant": "A constant backward (F / 1, no activation derivative) trains as well as the "
-                "true derivative.",
-    "shaped": "Rectangular and triangular derivatives train as well as the true derivative.",
-    "noise": "Noise on the constant backward rule does not impair training.",
-    "jamming": "Randomly jammed gradients (full, positive, rectangular jamming) train "
-               "LeNet-5 as well as the forward's true derivative.",
-    "step": "A flat activation, the Heaviside step, becomes trainable with a surrogate "
-            "backward (Step / 1, Step / rectangular) and learns about as well as a Logistic "
-            "unit with its true derivative.",
-}
-
-
-def pairs(experiment: str, configs: list[str]) -> list[dict]:
-    """The (row id, claim, baseline, config) pairs an experiment's configurations give."""
+def pairs(experiment: str, spec: dict, present) -> list[dict]:
+    """The (row id, claim, baseline, config) pairs of an experiment's configurations that
+    were run (``present``): each configuration that names ``claims`` against the baseline
+    its grid's ``baseline`` picks (``params.baseline_of``), by axis values."""
     out = []
-    present = set(configs)
-
-    def add(rid, claim, baseline, config, **extra):
-        if baseline in present and config in present:
-            out.append({"id": rid, "claim_id": claim, "experiment": experiment,
-                        "baseline": baseline, "config": config, **extra})
-
-    for c in configs:
-        if experiment in ("suc", "mlp", "lenet") and c != "standard":
-            claim = ("constant" if c == "constant" else "noise" if c.startswith("noise")
-                     else "shaped")
-            add(f"{experiment}_{c}", claim, "standard", c)
-        elif experiment == "mlp_sweep" and c.endswith("_constant"):
-            prefix = c.removesuffix("_constant")
-            add(f"mlp_sweep_{prefix}", "constant", f"{prefix}_standard", c)
-        elif experiment in ("cnn", "cnn_fashion") and not c.endswith("_true"):
-            add(f"{experiment}_{c}", "jamming", f"{c.split('_')[0]}_true", c)
-        elif experiment == "bnn" and c.startswith("step_"):
-            m = re.fullmatch(r"(step_\w+)_d(\d+)", c)
-            if m:
-                add(f"bnn_{c}", "step", f"logistic_d{m.group(2)}", c, d=int(m.group(2)))
+    for cname, cfg in spec["configs"].items():
+        base = params_mod.baseline_of(cname, spec)
+        if base is None or cname not in present or base not in present:
+            continue
+        for claim in cfg["claims"]:
+            suffix = f"_{claim}" if len(cfg["claims"]) > 1 else ""
+            out.append({"id": f"{experiment}_{cname}{suffix}", "claim_id": claim,
+                        "experiment": experiment, "baseline": base, "config": cname,
+                        "axes": cfg["axes"], "aggregate": cfg["aggregate"],
+                        "baseline_axes": spec["configs"][base]["axes"]})
     return out
 
 
@@ -104,73 +83,93 @@ def _r(x):
     return None if x is None else round(x, DIGITS)
 
 
-def judge(metrics: dict, runs: dict, settings: dict) -> list[dict]:
-    """Every row and claim summary, from ``metrics[exp]`` and ``runs[exp]`` (parsed JSON)."""
-    metric, tol, k = settings["metric"], settings["tolerance"], settings["k_std"]
-    floor = settings.get("min_baseline", 0.0)
+def _row(p: dict, b: dict, c: dict, settings: dict, n_seeds) -> dict:
+    """One compared pair: baseline summary ``b``, configuration summary ``c``."""
+    # rounded as the metrics are, so a diff of exactly -tolerance counts as within it
+    diff = round(c["mean"] - b["mean"], DIGITS)
+    spread = round(math.hypot(b["std"] or 0.0, c["std"] or 0.0), DIGITS)
+    agg = p["aggregate"]
+    return {"id": p["id"], "claim": settings["statements"][p["claim_id"]],
+            "experiment": p["experiment"], "baseline": p["baseline"], "config": p["config"],
+            "metric": settings["metric"], "baseline_mean": b["mean"], "baseline_std": b["std"],
+            "config_mean": c["mean"], "config_std": c["std"], "diff_mean": _r(diff),
+            "diff_std": _r(spread), "n_seeds": n_seeds,
+            "verdict": _verdict(diff, spread, b["mean"], settings),
+            "claim_id": p["claim_id"], "kind": "row",
+            **({agg: p["axes"][agg], "_pair": p} if agg else {})}
+
+
+def _verdict(diff: float, spread: float, baseline: float, settings: dict) -> str:
+    return verdict(diff, spread, settings["tolerance"], settings["k_std"], baseline,
+                   settings.get("min_baseline", 0.0))
+
+
+def judge(metrics: dict, runs: dict, settings: dict, specs: dict) -> list[dict]:
+    """Every row and claim summary, from ``metrics[exp]`` and ``runs[exp]`` (parsed JSON)
+    and ``specs[exp]`` (the resolved experiment: its configurations' structure)."""
+    metric = settings["metric"]
     rows = []
     for exp in metrics:
         n_seeds = len(runs[exp]["settings"]["seeds"]) if exp in runs else None
         exp_rows = []
-        for p in pairs(exp, list(metrics[exp])):
+        for p in pairs(exp, specs[exp], metrics[exp]):
             b, c = metrics[exp][p["baseline"]][metric], metrics[exp][p["config"]][metric]
-            if b["mean"] is None or c["mean"] is None:
-                continue
-            # rounded as the metrics are, so a diff of exactly -tolerance counts as within it
-            diff = round(c["mean"] - b["mean"], DIGITS)
-            spread = round(math.hypot(b["std"] or 0.0, c["std"] or 0.0), DIGITS)
-            exp_rows.append({
-                "id": p["id"], "claim": CLAIMS[p["claim_id"]], "experiment": exp,
-                "baseline": p["baseline"], "config": p["config"], "metric": metric,
-                "baseline_mean": b["mean"], "baseline_std": b["std"],
-                "config_mean": c["mean"], "config_std": c["std"],
-                "diff_mean": _r(diff), "diff_std": _r(spread), "n_seeds": n_seeds,
-                "verdict": verdict(diff, spread, tol, k, b["mean"], floor),
-                "claim_id": p["claim_id"],
-                "kind": "row", **({"d": p["d"]} if "d" in p else {})})
-        rows += exp_rows
-        if exp == "bnn":
-            rows += _bnn_aggregates(exp_rows, tol, k, floor)
-    for name, words in CLAIMS.items():
-        members = [r for r in rows if r["claim_id"] == name and r["kind"] == "row"]
-        rows.append({
-            "id": f"claim_{name}", "claim": words,
-            "experiment": ", ".join(dict.fromkeys(r["experiment"] for r in members)),
-            "baseline": "true derivative", "config": ", ".join(r["id"] for r in members),
-            "metric": metric, "baseline_mean": None, "baseline_std": None,
-            "config_mean": None, "config_std": None,
-            "diff_mean": _r(min((r["diff_mean"] for r in members), default=None)),
-            "diff_std": None, "n_seeds": None,
-            "verdict": summary_verdict([r["verdict"] for r in members]),
-            "claim_id": name, "kind": "summary", "rows": len(members),
-            "counts": {v: sum(r["verdict"] == v for r in members)
-                       for v in (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)}})
-    return rows
+            if b["mean"] is not None and c["mean"] is not None:
+                exp_rows.append(_row(p, b, c, settings, n_seeds))
+        rows += exp_rows + _aggregates(exp_rows, settings)
+    for r in rows:
+        r.pop("_pair", None)
+    return rows + [_summary(name, words, rows, metric)
+                   for name, words in settings["statements"].items()]
 
 
-def _bnn_aggregates(rows: list[dict], tol: float, k: float, floor: float) -> list[dict]:
-    """``bnn_step_<rule>``: over every d run, the mean of the per-d means and differences;
-    stds are the root mean square of the per-d stds."""
-    out = []
-    for rule in dict.fromkeys(r["config"].rsplit("_d", 1)[0] for r in rows):
-        group = [r for r in rows if r["config"].rsplit("_d", 1)[0] == rule]
+def _summary(name: str, words: str, rows: list[dict], metric: str) -> dict:
+    members = [r for r in rows if r["claim_id"] == name and r["kind"] == "row"]
+    return {
+        "id": f"claim_{name}", "claim": words,
+        "experiment": ", ".join(dict.fromkeys(r["experiment"] for r in members)),
+        "baseline": "true derivative", "config": ", ".join(r["id"] for r in members),
+        "metric": metric, "worst_diff": _r(min((r["diff_mean"] for r in members), default=None)),
+        "verdict": summary_verdict([r["verdict"] for r in members]),
+        "claim_id": name, "kind": "summary", "rows": len(members),
+        "counts": {v: sum(r["verdict"] == v for r in members)
+                   for v in (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)}}
 
-        def mean(key, group=group):
-            return sum(r[key] for r in group) / len(group)
 
-        def rms(key, group=group):
-            return math.sqrt(sum((r[key] or 0.0) ** 2 for r in group) / len(group))
+def _others(axes: dict, agg: str) -> str:
+    return "_".join(str(v) for k, v in axes.items() if k != agg)
 
-        diff, spread = round(mean("diff_mean"), DIGITS), round(rms("diff_std"), DIGITS)
-        ds = [r["d"] for r in group]
-        out.append({**group[0], "id": f"bnn_{rule}", "baseline": "logistic_d*",
-                    "config": f"{rule}_d*", "baseline_mean": _r(mean("baseline_mean")),
-                    "baseline_std": _r(rms("baseline_std")), "config_mean": _r(mean("config_mean")),
-                    "config_std": _r(rms("config_std")), "diff_mean": _r(diff),
-                    "diff_std": _r(spread),
-                    "verdict": verdict(diff, spread, tol, k, mean("baseline_mean"), floor),
-                    "kind": "aggregate", "d": ds})
-    return out
+
+def _aggregates(rows: list[dict], settings: dict) -> list[dict]:
+    """Rows of a grid with ``aggregate: <axis>``, grouped by their other axis values: the
+    mean of the per-value means and differences; stds are the root mean square of theirs."""
+    groups: dict = {}
+    for r in rows:
+        if "_pair" in r:
+            p = r["_pair"]
+            groups.setdefault((p["claim_id"], _others(p["axes"], p["aggregate"])), []).append(r)
+    return [_aggregate(group, settings) for group in groups.values()]
+
+
+def _aggregate(group: list[dict], settings: dict) -> dict:
+    p = group[0]["_pair"]
+    agg = p["aggregate"]
+
+    def mean(key):
+        return sum(r[key] for r in group) / len(group)
+
+    def rms(key):
+        return math.sqrt(sum((r[key] or 0.0) ** 2 for r in group) / len(group))
+
+    diff, spread = round(mean("diff_mean"), DIGITS), round(rms("diff_std"), DIGITS)
+    return {**group[0], "id": f"{p['experiment']}_{_others(p['axes'], agg)}",
+            "baseline": f"{_others(p['baseline_axes'], agg)} (every {agg})",
+            "config": f"{_others(p['axes'], agg)} (every {agg})",
+            "baseline_mean": _r(mean("baseline_mean")), "baseline_std": _r(rms("baseline_std")),
+            "config_mean": _r(mean("config_mean")), "config_std": _r(rms("config_std")),
+            "diff_mean": _r(diff), "diff_std": _r(spread),
+            "verdict": _verdict(diff, spread, mean("baseline_mean"), settings),
+            "kind": "aggregate", agg: [r[agg] for r in group]}
 
 
 def to_markdown(rows: list[dict], settings: dict, profiles: dict) -> str:
@@ -191,14 +190,18 @@ def to_markdown(rows: list[dict], settings: dict, profiles: dict) -> str:
         f"{floor * 100:g}%). A claim is supported (not supported) when every judged row "
         "is, **mixed** when its rows disagree, inconclusive when no row could be judged. "
         "BNN: one row per input size d, plus an aggregate over d (mean of the per-d values, "
-        "RMS of the stds; not counted in the summary).",
+        "RMS of the stds; not counted in the summary). Worst diff: the summary's lowest row "
+        "difference.",
         "",
         "Profiles: " + ", ".join(f"`{e}`: {p}" for e, p in profiles.items()) + ".",
         "",
     ]
-    for name in CLAIMS:
+    for name in settings["statements"]:
         summ = next(r for r in rows if r["kind"] == "summary" and r["claim_id"] == name)
+        worst = summ["worst_diff"]
         lines += [f"## `claim_{name}`: {summ['verdict']}", "", summ["claim"], ""]
+        if worst is not None:
+            lines += [f"Worst row difference: {worst * 100:+.2f} points.", ""]
         members = [r for r in rows if r["claim_id"] == name and r["kind"] != "summary"]
         if not members:
             lines += ["No configuration testing it was run in this profile.", ""]
@@ -235,15 +238,16 @@ def load_reports(metrics_dir: Path = paths.METRICS, runs_dir: Path = paths.RUNS,
 
 def main() -> int:
     params = params_mod.load(import_modules=False)
-    settings = params.get("claims", {"metric": "final_test_acc", "tolerance": 0.01,
-                                     "k_std": 2.0})
+    settings = params["claims"]
     order = list(params["experiments"])
     metrics, runs = load_reports(experiments=order)
     metrics = {k: metrics[k] for k in order if k in metrics}
     if not metrics:
         print("error: no metrics found in reports/metrics/", file=sys.stderr)
         return 1
-    rows = judge(metrics, runs, settings)
+    specs = {e: params_mod.resolve(params, e, runs[e]["profile"] if e in runs else None)
+             for e in metrics}
+    rows = judge(metrics, runs, settings, specs)
     profiles = {e: runs[e]["profile"] for e in metrics if e in runs}
     io.write_json(paths.CLAIMS_JSON, rows)
     io.write_text(paths.CLAIMS_MD, to_markdown(rows, settings, profiles))

@@ -7,11 +7,13 @@ Separate from training, so restyling a figure never retrains.  Writes, as
 
 * ``<name>``: test accuracy and training loss per epoch, mean over seeds with a
   ±1 std band, one line per configuration (``reports/curves/<name>.csv``);
-* ``activations``: the forwards and the backward rules' derivatives on one panel,
-  computed by freegrad itself (``fg.FORWARDS``, ``fg.get(rule)``), not re-typed;
-* ``bnn_accuracy_vs_d``: the binary units' test accuracy against the input size d;
-* ``<cnn|cnn_fashion>_jamming``: the forward x rule jamming grid as a heatmap;
-* ``mlp_sweep_grid``: the batch size x learning rate sweep as heatmaps, one per rule;
+* ``activations``: every forward and backward rule the configurations use, computed by
+  freegrad itself (``fg.FORWARDS``, ``fg.get(rule)``; stochastic rules as one draw);
+* ``<name>_<figure>``: each entry of the experiment's ``figures`` in params.yaml, over the
+  configurations' grid axes (never their names): a ``heatmap`` of final test accuracy
+  (``rows`` x ``columns``, a panel per ``panels`` value; e.g. ``cnn_jamming``,
+  ``mlp_sweep_grid``) or ``lines`` (against axis ``x``, a line per ``lines`` value;
+  ``bnn_accuracy_vs_d``);
 * ``<name>_cosine``: gradient-direction diagnostics, cosine similarity to the true
   gradient per layer against training step, one panel per configuration
   (``reports/diagnostics/<name>.csv``).
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sys
 
 import matplotlib
@@ -63,33 +64,36 @@ def save(fig, stem: str) -> None:
     print(f"figures: wrote reports/figures/{stem}.png and .pdf")
 
 
-# The forwards and the backward rules of the paper's experiments (name, rule, params).
-FORWARD_NAMES = ("Logistic", "ReLU", "Linear", "Heaviside")
-RULES = (("d(Logistic)", "d(Logistic)", {}), ("d(ReLU)", "d(ReLU)", {}),
-         ("constant: d(Linear)", "d(Linear)", {}),
-         ("rectangular(-0.5, 0.5)", "rectangular", {"a": -0.5, "b": 0.5}),
-         ("triangular(width 1)", "triangular", {"width": 1.0}),
-         ("noise(σ=0.1)", "noise", {"sigma": 0.1}),
-         ("full_jam", "full_jam", {}), ("positive_jam", "positive_jam", {}),
-         ("rectangular_jam(-5, 5)", "rectangular_jam", {"a": -5.0, "b": 5.0}))
+def rules_used(specs: dict) -> tuple[list[str], list[tuple[str, dict]]]:
+    """The forwards and the (rule, rule_params) the experiments' configurations use."""
+    forwards, rules = {}, {}
+    for spec in specs.values():
+        for cfg in spec["configs"].values():
+            forwards[cfg["forward"]] = None
+            key = (cfg["backward"], tuple(sorted(cfg["rule_params"].items())))
+            rules.setdefault(key, (cfg["backward"], dict(cfg["rule_params"])))
+    return list(forwards), list(rules.values())
 
 
-def plot_activations():
-    """Forwards and derivatives (g = 1) from freegrad's own forwards and rules."""
+def plot_activations(specs: dict):
+    """Forwards and derivatives (g = 1) from freegrad's own forwards and rules, for every
+    forward and rule the experiments use."""
     import freegrad as fg
     import torch
 
+    forwards, rules = rules_used(specs)
     x = torch.linspace(-6, 6, 601)
     g = torch.ones_like(x)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
-    for name in FORWARD_NAMES:
+    for name in forwards:
         axes[0].plot(x, fg.FORWARDS[name].fn(x), label=name)
     axes[0].set_ylim(-1.5, 2.5)
     axes[0].set_title("forward F(x)", fontsize=10)
     torch.manual_seed(0)  # the stochastic rules draw from the global RNG here
-    for label, rule, prm in RULES:
+    for rule, prm in rules:
+        label = rule + (f"({', '.join(f'{k}={v:g}' for k, v in prm.items())})" if prm else "")
         y = fg.get(rule)(None, g, x, **prm)
-        if rule in ("noise", "full_jam", "positive_jam", "rectangular_jam"):  # one draw
+        if fg.get(rule).stochastic:  # one draw
             axes[1].plot(x[::8], y[::8], ".", ms=3, alpha=0.7, label=label + " (one draw)")
         else:
             axes[1].plot(x, y, label=label, lw=1.5)
@@ -105,25 +109,42 @@ def _read_json(path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def plot_bnn(metrics: dict, details: dict):
-    """Final test accuracy (mean ± std over seeds) against d, one line per rule."""
+def _label(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def cells(spec: dict, metrics: dict, keys: tuple[str, ...]) -> dict:
+    """{(axis values of ``keys``): final test accuracy summary} over the configurations that
+    ran and whose axes are exactly ``keys`` (a grid's other configurations are left out)."""
+    out = {}
+    for cname, cfg in spec["configs"].items():
+        if cname in metrics and set(cfg["axes"]) == set(keys):
+            out[tuple(cfg["axes"][k] for k in keys)] = metrics[cname]["final_test_acc"]
+    return out
+
+
+def _values(cells_: dict, i: int) -> list:
+    return list(dict.fromkeys(k[i] for k in cells_))
+
+
+def plot_lines(spec: dict, metrics: dict, fig_spec: dict, title: str):
+    """Final test accuracy (mean ± std over seeds) against axis ``x``, one line per value
+    of axis ``lines``; a diverged configuration has no point."""
+    x, by = fig_spec["x"], fig_spec["lines"]
+    data = cells(spec, metrics, (by, x))
     fig, ax = plt.subplots(figsize=(4.8, 3.4), constrained_layout=True)
-    lines: dict[str, list] = {}
-    for cname, c in details["configs"].items():
-        rule = re.sub(r"_d\d+$", "", cname)
-        s = metrics[cname]["final_test_acc"]
-        if s["mean"] is not None:  # a diverged configuration has no point
-            lines.setdefault(rule, []).append((c["d"], s["mean"], s["std"]))
-    for rule, pts in lines.items():
-        pts.sort()
+    for line in _values(data, 0):
+        pts = sorted((k[1], s["mean"], s["std"]) for k, s in data.items()
+                     if k[0] == line and s["mean"] is not None)
         ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts],
-                    marker="o", capsize=3, label=rule)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("input size d")
+                    marker="o", capsize=3, label=_label(line))
+    if all(isinstance(v, int) and v > 0 for v in _values(data, 1)):
+        ax.set_xscale("log", base=2)
+    ax.set_xlabel(x)
     ax.set_ylabel("final test accuracy")
     ax.grid(alpha=0.3)
     ax.legend(frameon=False)
-    ax.set_title(f"Binary units ({details['profile']} profile)", fontsize=10)
+    ax.set_title(title, fontsize=10)
     return fig
 
 
@@ -140,60 +161,46 @@ def _heat_cell(ax, z, i, j, summary: dict | None, fontsize: int) -> None:
             va="center", fontsize=fontsize, color="w" if summary["mean"] < 0.6 else "k")
 
 
-def plot_jamming(metrics: dict, details: dict, title: str):
-    """Heatmap of final test accuracy (mean over seeds): forward x rule, main grid only."""
+def heatmap_grid(spec: dict, metrics: dict, fig_spec: dict) -> dict:
+    """What a heatmap shows: {"panels", "rows", "columns": axis values in grid order,
+    "cells": {(panel, row, column): summary}} (one panel ``None`` without ``panels``)."""
+    keys = (fig_spec.get("panels"), fig_spec["rows"], fig_spec["columns"])
+    data = cells(spec, metrics, tuple(k for k in keys if k))
+    if keys[0] is None:
+        data = {(None, *k): v for k, v in data.items()}
+    return {"panels": _values(data, 0), "rows": _values(data, 1),
+            "columns": _values(data, 2), "cells": data}
+
+
+def plot_heatmap(spec: dict, metrics: dict, fig_spec: dict, title: str):
+    """Final test accuracy (mean ± std) over axes ``rows`` x ``columns``, one panel per value
+    of axis ``panels`` (if given)."""
     import numpy as np
 
-    grid = {}
-    for cname in details["configs"]:
-        m = re.fullmatch(r"(relu|linear|logistic)_(true|full_jam|positive_jam|rectangular_jam)",
-                         cname)
-        if m:
-            grid[m.groups()] = metrics[cname]["final_test_acc"]
-    fwds = [f for f in ("relu", "linear", "logistic") if any(k[0] == f for k in grid)]
-    rules = [r for r in ("true", "full_jam", "positive_jam", "rectangular_jam")
-             if any(k[1] == r for k in grid)]
-    z = np.full((len(fwds), len(rules)), np.nan)
-    fig, ax = plt.subplots(figsize=(1.6 * len(rules) + 1.6, 0.8 * len(fwds) + 1.4),
-                           constrained_layout=True)
-    for i, f in enumerate(fwds):
-        for j, r in enumerate(rules):
-            _heat_cell(ax, z, i, j, grid.get((f, r)), fontsize=8)
-    im = ax.imshow(z, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(rules)), rules)
-    ax.set_yticks(range(len(fwds)), fwds)
-    fig.colorbar(im, ax=ax, label="final test accuracy")
-    ax.set_title(title, fontsize=9)
-    return fig
-
-
-def plot_sweep(metrics: dict, details: dict, title: str):
-    """Final test accuracy (mean ± std) over batch size x learning rate, one panel per rule."""
-    import numpy as np
-
-    cells = {}
-    for cname, c in details["configs"].items():
-        rule = cname.rsplit("_", 1)[1]
-        cells[(rule, c["batch_size"], c["lr"])] = metrics[cname]["final_test_acc"]
-    rules = list(dict.fromkeys(k[0] for k in cells))
-    bss = sorted({k[1] for k in cells})
-    lrs = sorted({k[2] for k in cells})
-    fig, axes = plt.subplots(1, len(rules), figsize=(3.4 * len(rules) + 1, 0.6 * len(bss) + 1.6),
+    grid = heatmap_grid(spec, metrics, fig_spec)
+    rows, cols = grid["rows"], grid["columns"]
+    fig, axes = plt.subplots(1, len(grid["panels"]),
+                             figsize=(1.6 * len(cols) * len(grid["panels"]) + 1.6,
+                                      0.8 * len(rows) + 1.4),
                              squeeze=False, constrained_layout=True)
-    for ax, rule in zip(axes[0], rules, strict=True):
-        z = np.full((len(bss), len(lrs)), np.nan)
-        for i, bs in enumerate(bss):
-            for j, lr in enumerate(lrs):
-                _heat_cell(ax, z, i, j, cells.get((rule, bs, lr)), fontsize=7)
+    for ax, panel in zip(axes[0], grid["panels"], strict=True):
+        z = np.full((len(rows), len(cols)), np.nan)
+        for i, r in enumerate(rows):
+            for j, c in enumerate(cols):
+                _heat_cell(ax, z, i, j, grid["cells"].get((panel, r, c)), fontsize=7)
         im = ax.imshow(z, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-        ax.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
-        ax.set_yticks(range(len(bss)), bss)
-        ax.set_xlabel("learning rate")
-        ax.set_ylabel("batch size")
-        ax.set_title(rule, fontsize=9)
+        ax.set_xticks(range(len(cols)), [_label(c) for c in cols])
+        ax.set_yticks(range(len(rows)), [_label(r) for r in rows])
+        ax.set_xlabel(fig_spec["columns"])
+        ax.set_ylabel(fig_spec["rows"])
+        if panel is not None:
+            ax.set_title(_label(panel), fontsize=9)
     fig.colorbar(im, ax=axes[0, -1], label="final test accuracy")
     fig.suptitle(title, fontsize=9)
     return fig
+
+
+PLOTS = {"heatmap": plot_heatmap, "lines": plot_lines}
 
 
 def plot_cosine(diag: pd.DataFrame, title: str):
@@ -224,37 +231,37 @@ def plot_cosine(diag: pd.DataFrame, title: str):
     return fig
 
 
+def experiment_figures(name: str, spec: dict) -> int:
+    """Every figure of one experiment; the number written (0 without curves)."""
+    cpath = paths.CURVES / f"{name}.csv"
+    if not cpath.is_file():
+        print(f"figures: no {cpath.relative_to(paths.ROOT)}; run `dvc repro train@{name}`",
+              file=sys.stderr)
+        return 0
+    save(plot(pd.read_csv(cpath), spec["title"]), name)
+    metrics = _read_json(paths.METRICS / f"{name}.json")
+    details = _read_json(paths.RUNS / f"{name}.json")
+    for fig_spec in spec["figures"] if metrics and details else []:
+        title = f"{spec['title']}: final test accuracy, {details['profile']} profile"
+        save(PLOTS[fig_spec["kind"]](spec, metrics, fig_spec, title),
+             f"{name}_{fig_spec['name']}")
+    dpath = paths.DIAGNOSTICS / f"{name}.csv"
+    diag = pd.read_csv(dpath) if dpath.is_file() else []
+    if len(diag):
+        save(plot_cosine(diag, f"{spec['title']}: gradient direction"), f"{name}_cosine")
+    return 1
+
+
 def main() -> int:
     params = params_mod.load(import_modules=False)
-    written = 0
-    for name, spec in params["experiments"].items():
-        cpath = paths.CURVES / f"{name}.csv"
-        if not cpath.is_file():
-            print(f"figures: no {cpath.relative_to(paths.ROOT)}; run `dvc repro train@{name}`",
-                  file=sys.stderr)
-            continue
-        save(plot(pd.read_csv(cpath), spec.get("title", name)), name)
-        written += 1
-        metrics = _read_json(paths.METRICS / f"{name}.json")
+    specs = {}
+    for name in params["experiments"]:
         details = _read_json(paths.RUNS / f"{name}.json")
-        if name == "bnn" and metrics and details:
-            save(plot_bnn(metrics, details), "bnn_accuracy_vs_d")
-        if name == "mlp_sweep" and metrics and details:
-            save(plot_sweep(metrics, details, f"{spec.get('title', name)}: final test accuracy "
-                            f"(%), {details['profile']} profile"), "mlp_sweep_grid")
-        if name in ("cnn", "cnn_fashion") and metrics and details:
-            save(plot_jamming(metrics, details, f"{spec.get('title', name)}: final test accuracy "
-                              f"(%), {details['profile']} profile"), f"{name}_jamming")
-        dpath = paths.DIAGNOSTICS / f"{name}.csv"
-        if dpath.is_file():
-            diag = pd.read_csv(dpath)
-            if len(diag):
-                save(plot_cosine(diag, f"{spec.get('title', name)}: gradient direction"),
-                     f"{name}_cosine")
-    if written == 0:
+        specs[name] = params_mod.resolve(params, name, details and details["profile"])
+    if sum(experiment_figures(name, spec) for name, spec in specs.items()) == 0:
         print("error: no curves found in reports/curves/", file=sys.stderr)
         return 1
-    save(plot_activations(), "activations")
+    save(plot_activations(specs), "activations")
     return 0
 
 

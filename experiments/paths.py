@@ -10,6 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"
+TASKS = ROOT / "experiments" / "tasks"  # <task>.py: a task's data, model, loss and score
 
 DATA = ROOT / "data"
 RAW = DATA / "raw"  # torchvision layout: RAW/<Dataset>/raw/*.gz
@@ -42,6 +43,9 @@ def store_root(root: Path = ROOT) -> Path:
 
 MLFLOW_DB = store_root() / "mlruns.db"
 MLFLOW_ARTIFACTS = store_root() / "mlruns"
+# Finished runs kept for resuming a killed stage (experiments/runcache.py); shared, like
+# the MLflow store, with `dvc exp run --temp` copies: entries are keyed by content.
+RUN_CACHE = store_root() / ".cache" / "runs"
 
 
 def processed(dataset: str) -> Path:

@@ -374,7 +374,7 @@ def run_experiment(name: str, params: dict | None = None, root: Path | None = No
     params = params if params is not None else params_mod.load()
     profile = params["profile"]
     spec = params_mod.resolve(params, name)
-    module = params_mod.experiment_module(name)
+    module = params_mod.task_module(spec["task"])
     configure_determinism()
     device = pick_device()
     if spec.get("threads") and device.type == "cpu":

@@ -345,16 +345,16 @@ def render_claims(root: Path, rel: str, where: str) -> str:
     out = [r"\begin{table}[htbp]", r"\gentablesize", r"\centering",
            r"\caption{The study's claims and the verdicts of the \texttt{claims} stage "
            r"(generated from " + _tex(rel) + r"). Rows: compared pairs; S / N / I: supported, "
-           r"not supported, inconclusive.}", r"\label{tab:claims}",
+           r"not supported, inconclusive; worst diff.: the lowest difference of its rows.}", r"\label{tab:claims}",
            r"\begin{tabularx}{\linewidth}{@{}>{\raggedright\arraybackslash}X l c c c l@{}}",
            r"\toprule", r"\textbf{Claim} & \textbf{Experiments} & \textbf{Rows} & "
-           r"\textbf{S / N / I} & \textbf{Mean diff. (pts)} & \textbf{Verdict} \\", r"\midrule"]
+           r"\textbf{S / N / I} & \textbf{Worst diff. (pts)} & \textbf{Verdict} \\", r"\midrule"]
     for c in summaries:
         n = c.get("counts", {})
         counts = " / ".join(str(n.get(k, 0)) for k in ("supported", "not supported",
                                                         "inconclusive"))
         out.append(f"{_tex(c['claim'])} & {_tex(c['experiment'])} & {c.get('rows', '')} & "
-                   f"{counts} & {_pct(c.get('diff_mean'), True)} & "
+                   f"{counts} & {_pct(c.get('worst_diff'), True)} & "
                    rf"\textbf{{{_tex(c['verdict'])}}} \\")
     out += [r"\bottomrule", r"\end{tabularx}", r"\end{table}", ""]
     out += [r"{\gentablesize", r"\setlength{\LTpre}{4pt}\setlength{\LTpost}{4pt}",

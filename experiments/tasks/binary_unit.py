@@ -1,4 +1,5 @@
-"""Binary units: Linear(d->1) + Heaviside on "Ones" (uniform Hamming weight, tau = 0.5).
+"""Binary units: Linear(d->1) + Heaviside on "Ones" (uniform Hamming weight, tau = 0.5)
+(experiment 5: ``bnn``).
 
 The step has derivative 0 almost everywhere, so it only trains with a
 surrogate backward: Step / 1 (``d(Linear)``) and Step / rectangular(-0.5, 0.5),
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from experiments import models
+from experiments.tasks import models
 
 EXTRA_CONFIG_KEYS = {"d": int}
 

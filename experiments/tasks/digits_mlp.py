@@ -1,12 +1,10 @@
-"""Experiment 2: an MLP on scikit-learn's DIGITS.
+"""An MLP on scikit-learn's DIGITS (experiment 2: ``mlp``, ``mlp_sweep``).
 
-64 inputs (pixels / 16) -> 64 Logistic units -> 10 logits, cross-entropy; the
-standard Logistic / d(Logistic) against Logistic / 1.  The 80/20 split is
-scikit-learn's ``train_test_split(test_size=0.2, random_state=0)``.  Data and
-model come from ``experiments.models``, shared with ``mlp_sweep``.
+64 inputs (pixels / 16) -> 64 activation units -> 10 logits, cross-entropy.  The 80/20
+split is scikit-learn's ``train_test_split(test_size=0.2, random_state=0)``.
 """
 
-from experiments import models
+from experiments.tasks import models
 
 prepare = models.prepare_digits
 build_model = models.build_mlp

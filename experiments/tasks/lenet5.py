@@ -1,11 +1,8 @@
-"""Experiment 3: LeNet-5 with Logistic activations on MNIST.
+"""LeNet-5 on MNIST or Fashion-MNIST (experiments 3 and 4: ``lenet``, ``cnn``,
+``cnn_fashion``); the dataset is the experiment's ``dataset``, the activation and
+backward rule the configuration's."""
 
-The true derivative against the constant, rectangular, triangular and noisy
-(noise on the constant rule) backward rules, on every activation.  Data and
-model come from ``experiments.models`` (shared with the jamming experiments).
-"""
-
-from experiments import models
+from experiments.tasks import models
 
 prepare = models.prepare_images
 build_model = models.build_lenet5

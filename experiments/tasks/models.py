@@ -2,11 +2,11 @@
 
 * ``single_unit`` - Linear(d->1) + activation (experiment 1 and the binary units).
 * ``mlp`` - 64 -> hidden (activation) -> 10 (experiment 2, DIGITS).
-* ``LeNet5`` - the paper's LeNet-5 (experiments 3 and 5): conv(1->6, 5, pad 2) - act -
+* ``LeNet5`` - the paper's LeNet-5 (experiments 3 and 4): conv(1->6, 5, pad 2) - act -
   avgpool - conv(6->16, 5) - act - avgpool - fc 400->120 - act - fc 120->84 - act -
   fc 84->10; 61,706 parameters.
 
-and the task pieces the experiment modules bind (``prepare``, ``loss_fn``,
+and the task pieces the task modules bind (``prepare``, ``loss_fn``,
 ``n_correct``): images as in-memory float tensors in [0, 1] batched by index,
 cross-entropy on logits.  Every activation is an ``fg.Activation`` so the
 configuration's backward rule reaches it.

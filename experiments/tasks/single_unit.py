@@ -1,13 +1,6 @@
-"""Experiment 1: the single-unit classifier, Linear(d->1) + Logistic, on "Ones".
+"""The single-unit classifier, Linear(d->1) + activation, BCE (experiment 1: ``suc``).
 
-Paper, Table 2: SGD, batch size 32, learning rate 0.1, BCE loss; the standard
-Logistic / d(Logistic) against the constant backward Logistic / 1.  The data
-(``ones``: d, N, tau, 80/20 split) come from the ``data`` stage.
-
-An experiment module tells the generic loop in ``experiments.train`` four
-things: how to put the dataset on the device (``prepare``), how to build the
-model for one configuration (``build_model``), the loss, and how many
-predictions in a batch are correct.
+The data (``ones``: d, N, tau, 80/20 split) come from the ``data`` stage.
 """
 
 from __future__ import annotations
@@ -16,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from experiments import models
+from experiments.tasks import models
 
 
 def prepare(data: dict, device: torch.device) -> dict:
