@@ -97,3 +97,19 @@ def test_missing_required_param():
 
     with pytest.raises(TypeError, match="needs parameter"):
         fg.use(needs)
+
+
+def test_unknown_rule_message_names_it_once_with_the_suggestion():
+    with pytest.raises(fg.RuleError) as info:
+        fg.use("rectangulr")
+    msg = str(info.value)
+    assert msg.startswith("unknown rule 'rectangulr'; did you mean ['rectangular', ")
+    assert msg.count("rectangulr") == 1 and msg.count("unknown rule") == 1
+    assert "]? Registered rules: ['arctan', " in msg
+    assert msg == info.value.args[0]  # not KeyError's quoted repr
+
+
+def test_unknown_rule_without_a_close_name_is_one_sentence_then_the_list():
+    with pytest.raises(fg.RuleError) as info:
+        fg.compose("zzzz")
+    assert str(info.value).startswith("unknown rule 'zzzz'. Registered rules: ['arctan', ")

@@ -294,7 +294,11 @@ def register(
 
 
 def get(rule: str | Callable | AnyRule) -> AnyRule:
-    """The rule registered under a name, or the given rule/callable as a :class:`Rule`."""
+    """The rule registered under a name, or the given rule/callable as a :class:`Rule`.
+
+    An unknown name is a :class:`RuleError` naming it once, with close names if any:
+    ``unknown rule 'rectangulr'; did you mean ['rectangular', ...]? Registered rules: [...]``.
+    """
     if isinstance(rule, (Rule, Composite)):
         return rule
     if isinstance(rule, str):
@@ -302,7 +306,7 @@ def get(rule: str | Callable | AnyRule) -> AnyRule:
             return _RULES[rule]
         except KeyError:
             close = difflib.get_close_matches(rule, list(_RULES), n=3, cutoff=0.5)
-            hint = f"; did you mean {close}?" if close else ""
+            hint = f"; did you mean {close}?" if close else "."
             raise RuleError(
                 f"unknown rule {rule!r}{hint} Registered rules: {sorted(_RULES)}"
             ) from None
