@@ -17,11 +17,14 @@ help: ## list the targets
 	@grep -E '^[a-z][a-z -]*:.*## ' $(MAKEFILE_LIST) | \
 		awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-# Re-runs only when a pyproject or the lock changes (or the venv is missing).  Every
-# package comes at the exact version of requirements.lock; torch's pin lives there too.
-$(STAMP): pyproject.toml libs/freegrad/pyproject.toml requirements.lock
+# Re-runs only when a pyproject, the lock or the kernels' source changes (or the venv is
+# missing).  Every package comes at the exact version of requirements.lock (torch's too).
+$(STAMP): pyproject.toml libs/freegrad/pyproject.toml requirements.lock \
+		$(wildcard libs/freegrad/src/freegrad/csrc/*)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c requirements.lock -e libs/freegrad -e '.[dev]'
+	@# freegrad's compiled mask kernels, built now rather than inside a first timed epoch.
+	$(PY) -m freegrad.kernels build
 	@touch $@
 
 install: $(STAMP) ## create .venv with requirements.lock's versions, libs/freegrad and the monorepo
