@@ -2,6 +2,7 @@
 
 import threading
 
+import pytest
 import torch
 
 import freegrad as fg
@@ -13,6 +14,11 @@ RECT = ((X >= -0.5) & (X <= 0.5)).double()
 def sig_prime(x):
     s = torch.sigmoid(x)
     return s * (1 - s)
+
+
+def changed_nothing():
+    """A block in which no forward bound its rule warns when it ends."""
+    return pytest.warns(UserWarning, match="changed nothing")
 
 
 def leaf():
@@ -30,8 +36,8 @@ def test_backward_after_the_block_uses_the_rule_of_the_forward():
 def test_forward_outside_any_block_gets_the_true_derivative_even_if_backward_is_inside():
     x = leaf()
     y = fg.Activation("Logistic")(x)
-    with fg.use("d(Linear)"):
-        y.sum().backward()
+    with changed_nothing(), fg.use("d(Linear)"):
+        y.sum().backward()  # and the block says so
     torch.testing.assert_close(x.grad, sig_prime(X))
 
 
@@ -40,7 +46,7 @@ def test_retain_graph_applies_the_bound_rule_twice():
     with fg.use("rectangular", scope="activations"):
         y = fg.Activation("Logistic")(x).sum()
     y.backward(retain_graph=True)
-    with fg.use("scale", {"s": 100.0}):
+    with changed_nothing(), fg.use("scale", {"s": 100.0}):
         y.backward()
     torch.testing.assert_close(x.grad, 2 * RECT)
 
@@ -71,14 +77,17 @@ def test_nested_blocks_inner_wins_and_outer_resumes():
 
 def test_inner_block_of_another_scope_does_not_hide_the_outer_activation_rule():
     x = leaf()
-    with fg.use("rectangular", scope="activations"), fg.use("scale", {"s": 2.0}, scope="params"):
-        fg.Activation("Logistic")(x).sum().backward()
+    rect = fg.use("rectangular", scope="activations")
+    scale = fg.use("scale", {"s": 2.0}, scope="params")
+    with pytest.warns(UserWarning, match=r"'scale', scope='params'\) changed nothing"):
+        with rect, scale:  # no parameter hooks here: the params block binds nothing
+            fg.Activation("Logistic")(x).sum().backward()
     torch.testing.assert_close(x.grad, RECT)
 
 
 def test_params_only_scope_leaves_activations_alone():
     x = leaf()
-    with fg.use("d(Linear)", scope="params"):
+    with changed_nothing(), fg.use("d(Linear)", scope="params"):
         fg.Activation("Logistic")(x).sum().backward()
     torch.testing.assert_close(x.grad, sig_prime(X))
 
@@ -127,8 +136,9 @@ def test_param_rule_is_bound_at_forward_and_applied_after_the_block():
     model.zero_grad()
     with fg.use("scale", {"s": 3.0}, scope="params"):
         out = model(inp).sum()
-    with fg.use("scale", {"s": 100.0}, scope="params"):
-        out.backward()  # the rule at backward time is ignored
+    with changed_nothing():
+        with fg.use("scale", {"s": 100.0}, scope="params"):
+            out.backward()  # the rule at backward time is ignored
     for p, g in zip(model.parameters(), plain):
         torch.testing.assert_close(p.grad, 3 * g)
 
@@ -139,7 +149,7 @@ def test_param_forward_outside_block_gets_plain_gradient():
     plain = _param_grads(model, inp)
     model.zero_grad()
     out = model(inp).sum()
-    with fg.use("scale", {"s": 3.0}, scope="params"):
+    with changed_nothing(), fg.use("scale", {"s": 3.0}, scope="params"):
         out.backward()
     for p, g in zip(model.parameters(), plain):
         torch.testing.assert_close(p.grad, g)
@@ -164,7 +174,7 @@ def test_param_hooks_remove():
     handles.remove()
     inp = torch.randn(2, 3)
     plain = _param_grads(model, inp)
-    with fg.use("scale", {"s": 2.0}, scope="params"):
+    with changed_nothing(), fg.use("scale", {"s": 2.0}, scope="params"):
         torch.testing.assert_close(_param_grads(model, inp)[0], plain[0])
 
 

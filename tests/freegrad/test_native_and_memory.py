@@ -107,8 +107,9 @@ def test_a_forward_under_no_grad_computes_no_mask_even_with_a_rule(monkeypatch):
 
     monkeypatch.setattr(freegrad.registry, "compute_mask", no_mask)
     x = torch.randn(64, requires_grad=True)
-    with fg.use("rectangular", scope="activations"), torch.no_grad():
-        y = fg.Activation("Logistic")(x)
+    with pytest.warns(UserWarning, match="changed nothing"):  # nothing was bound
+        with fg.use("rectangular", scope="activations"), torch.no_grad():
+            y = fg.Activation("Logistic")(x)
     assert y.grad_fn is None and torch.equal(y, torch.sigmoid(x.detach()))
     with fg.use("rectangular", scope="activations"), pytest.raises(AssertionError, match="no backward"):
         fg.Activation("Logistic")(x)  # with grad enabled the mask is needed

@@ -4,11 +4,16 @@ Bindings live in a :class:`contextvars.ContextVar`, so each thread (and each
 asyncio task) sees only the ``use`` blocks it entered itself. A layer reads
 the binding when its *forward* runs and keeps it with the autograd node, so
 the backward applies that rule wherever and whenever it runs.
+
+No silent no-ops: a block whose ``layers=`` hold nothing its scopes act on is an
+error at entry, and a block that ends with nothing having taken its rule (no
+freegrad activation or parameter hook ran a forward under it) warns.
 """
 
 from __future__ import annotations
 
 import contextvars
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +49,7 @@ class Binding:
     seed: int | None = None
     generator: torch.Generator | None = None
     _seeded: dict[torch.device, torch.Generator] = field(default_factory=dict)
+    taken: bool = False  # set by current() when a layer or parameter hook binds this rule
 
     def generator_for(self, device: torch.device) -> torch.Generator | None:
         """The generator stochastic rules draw from on ``device`` (None: torch's global RNG)."""
@@ -75,11 +81,48 @@ def current(scope: str, module: Any = None) -> Binding | None:
     """The innermost binding in force for ``scope`` ("activations" or "params") and ``module``.
 
     A binding limited to some layers covers only those modules (not functional calls).
+    Callers bind what this returns, so it marks the binding as taken (one attribute store).
     """
     for binding in reversed(_BINDINGS.get()):
         if scope in binding.scopes and (binding.layers is None or module in binding.layers):
-            return binding if binding.bound is not None else None
+            if binding.bound is None:
+                return None
+            binding.taken = True
+            return binding
     return None
+
+
+def _scope_text(scopes: frozenset[str]) -> str:
+    return "'all'" if scopes == frozenset(SCOPES) else repr(next(iter(scopes)))
+
+
+_WHAT_TAKES = {  # scope -> what takes a rule there, and how to get one
+    "activations": "freegrad Activation (convert the model first: fg.convert(model), or call "
+                   "freegrad.functional.activation)",
+    "params": "module with parameter hooks (call fg.attach_param_hooks(model) first)",
+}
+
+
+def _takers(scopes: frozenset[str]) -> str:
+    return " or ".join(_WHAT_TAKES[s] for s in sorted(scopes))
+
+
+def _check_layers(block: use) -> None:
+    """A layer selection must hold something the block's scopes act on, or it is an error."""
+    from .hook import _ATTACHED  # hook and wrappers import this module
+    from .wrappers import Activation
+
+    takes = {"activations": lambda m: isinstance(m, Activation),
+             "params": lambda m: m.__dict__.get(_ATTACHED, False)}
+    if any(any(map(takes[s], block.layers)) for s in block.scopes):
+        return
+    names = list(getattr(block.layers, "names", ())) or sorted(
+        {type(m).__name__ for m in block.layers})
+    raise ValueError(
+        f"use({block.bound.name!r}, scope={_scope_text(block.scopes)}, layers=...): the selected "
+        f"layers {names[:12]}{' ...' if len(names) > 12 else ''} hold no "
+        f"{_takers(block.scopes)}, so the rule would change nothing"
+    )
 
 
 class use:
@@ -98,6 +141,12 @@ class use:
             a module, or modules (with their submodules).
 
     Nested blocks: the innermost block covering a scope wins.
+
+    No silent no-ops: ``layers=`` holding nothing the scopes act on (no freegrad
+    ``Activation`` for "activations", no module with parameter hooks for "params")
+    is a ``ValueError`` at entry; a block that ends normally with no freegrad
+    activation or parameter hook having bound its rule (an unconverted model, or
+    only a backward inside) emits a ``UserWarning``.
     """
 
     def __init__(
@@ -120,17 +169,29 @@ class use:
         self.layers = as_layers(layers)
         self.seed = seed
         self.generator = generator
-        self._tokens: list[contextvars.Token] = []
+        self._tokens: list[tuple[contextvars.Token, Binding]] = []
 
     def _binding(self) -> Binding:
         return Binding(self.bound, self.scopes, self.layers, self.seed, self.generator)
 
     def __enter__(self) -> use:
-        self._tokens.append(_BINDINGS.set(_BINDINGS.get() + (self._binding(),)))
+        if self.layers is not None and self.bound is not None:
+            _check_layers(self)
+        binding = self._binding()
+        self._tokens.append((_BINDINGS.set(_BINDINGS.get() + (binding,)), binding))
         return self
 
-    def __exit__(self, *exc) -> bool:
-        _BINDINGS.reset(self._tokens.pop())
+    def __exit__(self, exc_type, *exc) -> bool:
+        token, binding = self._tokens.pop()
+        _BINDINGS.reset(token)
+        if exc_type is None and binding.bound is not None and not binding.taken:
+            warnings.warn(
+                f"use({binding.bound.name!r}, scope={_scope_text(binding.scopes)}) changed "
+                f"nothing: no forward inside the block bound its rule (it binds when a "
+                f"forward runs with gradients enabled, not at backward). Does the model have a "
+                f"{_takers(binding.scopes)}?",
+                UserWarning, stacklevel=2,
+            )
         return False
 
 
