@@ -52,7 +52,7 @@ paper-tools: ## probe the paper's TeX toolchain; install paper/apt-packages.txt 
 
 # For `make test`: without the toolchain (and not root) the paper tests skip, saying why.
 paper-tools-or-skip:
-	@paper/toolchain.sh ensure || echo "note: the paper tests will be skipped" >&2
+	@paper/toolchain.sh ensure "the paper tests will be skipped" || true
 
 repro: install paper-tools ## set up (the paper's toolchain too, as root), then the whole pipeline
 	$(DVC) repro

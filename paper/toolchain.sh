@@ -5,8 +5,11 @@
 #   paper/toolchain.sh packages  the Debian packages of paper/apt-packages.txt, on one line
 #   paper/toolchain.sh probe     compile paper/probe.md with the paper's template and read it
 #                                back; exit 0 when that works, else 1 and the first error
-#   paper/toolchain.sh ensure    probe; when it fails, install the packages as root (apt-get)
-#                                and probe again, or (not root) print the one install line
+#   paper/toolchain.sh ensure [CONSEQUENCE]
+#                                probe; when it fails, install the packages as root (apt-get)
+#                                and probe again, or (not root) print one line: the error,
+#                                CONSEQUENCE (default "the paper cannot be built") and the
+#                                install command
 #
 # PANDOC, XELATEX and PDFTOTEXT name the commands (default: pandoc, xelatex, pdftotext).
 set -uo pipefail
@@ -52,14 +55,15 @@ ensure() {
         echo "paper toolchain: still failing after the install: $why" >&2
         return 1
     fi
-    echo "paper toolchain: the probe page does not compile ($why); install it with:" \
-         "sudo apt-get install --no-install-recommends $(packages)" >&2
+    local consequence="${1:-the paper cannot be built}"
+    echo "paper toolchain: the probe page does not compile ($why), so $consequence;" \
+         "install it with: sudo apt-get install --no-install-recommends $(packages)" >&2
     return 1
 }
 
 case "${1:-}" in
     packages) packages ;;
     probe) why="$(probe)" || { echo "$why" >&2; exit 1; } ;;
-    ensure) ensure ;;
-    *) echo "usage: $0 packages|probe|ensure" >&2; exit 2 ;;
+    ensure) ensure "${2:-}" ;;
+    *) echo "usage: $0 packages | probe | ensure [what happens without it]" >&2; exit 2 ;;
 esac
