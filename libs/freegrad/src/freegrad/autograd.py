@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 
 from .context import Binding, RuleContext
+from .kernels import fused_forward
 
 
 def run_rule(binding: Binding, scope: str, forward: str | None, grad: torch.Tensor, residual) -> torch.Tensor:
@@ -38,7 +39,7 @@ class ActivationFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(x: torch.Tensor, fn: Callable, forward: str, binding: Binding) -> torch.Tensor:
-        return fn(x)
+        return fused_forward(x, fn, forward, binding.bound)  # fn(x), with the rule's mask where it can
 
     @staticmethod
     def setup_context(ctx, inputs, output):

@@ -3,32 +3,121 @@
 // In PyTorch a window mask 1[lo <= x <= hi] is two comparisons and an `&`, each a
 // pass over x with a temporary, and grad * mask converts the mask in a pass of its
 // own. Here each is one loop over memory, parallel on ATen's OpenMP pool.
+//
+// fused_interval_forward computes an activation y = F(x) and the mask 1[lo <= x <= hi] of a
+// rule in one sweep over memory: block by block, ATen's own kernel writes y while the block of
+// x is in cache, then the mask is taken from the cached block. y is bit for bit what F's op
+// gives for the whole tensor: ATen's vectorised loops treat the last (n mod 2*vector width)
+// elements of each thread's range with scalar code, whose rounding can differ (sigmoid's exp,
+// say), so the blocks follow the same thread ranges (see thread_ranges) and start at multiples
+// of kBlock from each range's start: each block then has the scalar tail exactly where the
+// whole-tensor call has it.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace {
 
 // ATen's grain size: tensors below it run on the calling thread.
 constexpr int64_t kGrain = 32768;
 
+// Each loop is compiled for AVX-512, AVX2 and the baseline, the best one picked at load time
+// (GCC's target_clones; elsewhere the baseline alone). Compares and g * 0/1 are exact, so every
+// version gives the same bits.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && __GNUC__ >= 11
+#define FG_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define FG_CLONES
+#endif
+
 template <typename T, bool kLoClosed, bool kHiClosed>
-void fill_interval(const T* x, bool* mask, int64_t n, T lo, T hi) {
-  at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const T v = x[i];
-      const bool above = kLoClosed ? v >= lo : v > lo;
-      const bool below = kHiClosed ? v <= hi : v < hi;
-      mask[i] = above & below;  // false for NaN, as PyTorch's comparisons
-    }
-  });
+inline void interval_loop(const T* __restrict x, uint8_t* __restrict mask, int64_t n, T lo, T hi) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T v = x[i];
+    const bool above = kLoClosed ? v >= lo : v > lo;
+    const bool below = kHiClosed ? v <= hi : v < hi;
+    mask[i] = above & below;  // false for NaN, as PyTorch's comparisons
+  }
+}
+
+template <typename T>
+inline void interval_any(const T* x, uint8_t* mask, int64_t n, T lo, T hi, bool lo_closed,
+                         bool hi_closed) {
+  if (lo_closed && hi_closed) interval_loop<T, true, true>(x, mask, n, lo, hi);
+  else if (lo_closed) interval_loop<T, true, false>(x, mask, n, lo, hi);
+  else if (hi_closed) interval_loop<T, false, true>(x, mask, n, lo, hi);
+  else interval_loop<T, false, false>(x, mask, n, lo, hi);
+}
+
+FG_CLONES void interval_f32(const float* x, uint8_t* mask, int64_t n, float lo, float hi,
+                            bool lo_closed, bool hi_closed) {
+  interval_any<float>(x, mask, n, lo, hi, lo_closed, hi_closed);
+}
+
+FG_CLONES void interval_f64(const double* x, uint8_t* mask, int64_t n, double lo, double hi,
+                            bool lo_closed, bool hi_closed) {
+  interval_any<double>(x, mask, n, lo, hi, lo_closed, hi_closed);
+}
+
+// One thread's share: mask[i] = 1[lo <= x[i] <= hi] (an end open where its flag is false).
+// bool is written as bytes 0/1, which the compiler vectorises.
+inline void fill_interval_serial(const float* x, bool* mask, int64_t n, float lo, float hi,
+                                 bool lo_closed, bool hi_closed) {
+  interval_f32(x, reinterpret_cast<uint8_t*>(mask), n, lo, hi, lo_closed, hi_closed);
+}
+
+inline void fill_interval_serial(const double* x, bool* mask, int64_t n, double lo, double hi,
+                                 bool lo_closed, bool hi_closed) {
+  interval_f64(x, reinterpret_cast<uint8_t*>(mask), n, lo, hi, lo_closed, hi_closed);
+}
+
+FG_CLONES void scaled_mask_f32(float v, const uint8_t* __restrict m, float* __restrict out,
+                               int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = v * static_cast<float>(m[i]);
+}
+
+FG_CLONES void scaled_mask_f64(double v, const uint8_t* __restrict m, double* __restrict out,
+                               int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = v * static_cast<double>(m[i]);
+}
+
+inline void scaled_mask_serial(float v, const bool* m, float* out, int64_t n) {
+  scaled_mask_f32(v, reinterpret_cast<const uint8_t*>(m), out, n);
+}
+
+inline void scaled_mask_serial(double v, const bool* m, double* out, int64_t n) {
+  scaled_mask_f64(v, reinterpret_cast<const uint8_t*>(m), out, n);
 }
 
 template <typename T>
 void fill_interval(const T* x, bool* mask, int64_t n, T lo, T hi, bool lo_closed, bool hi_closed) {
-  if (lo_closed && hi_closed) fill_interval<T, true, true>(x, mask, n, lo, hi);
-  else if (lo_closed) fill_interval<T, true, false>(x, mask, n, lo, hi);
-  else if (hi_closed) fill_interval<T, false, true>(x, mask, n, lo, hi);
-  else fill_interval<T, false, false>(x, mask, n, lo, hi);
+  at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+    fill_interval_serial(x + begin, mask + begin, end - begin, lo, hi, lo_closed, hi_closed);
+  });
+}
+
+// grad * mask, the mask read as bytes 0/1 (vectorised; a bool load is not).
+FG_CLONES void masked_f32(const float* __restrict g, const uint8_t* __restrict m,
+                          float* __restrict out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = g[i] * static_cast<float>(m[i]);
+}
+
+FG_CLONES void masked_f64(const double* __restrict g, const uint8_t* __restrict m,
+                          double* __restrict out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = g[i] * static_cast<double>(m[i]);
+}
+
+inline void masked_serial(const float* g, const bool* m, float* out, int64_t n) {
+  masked_f32(g, reinterpret_cast<const uint8_t*>(m), out, n);
+}
+
+inline void masked_serial(const double* g, const bool* m, double* out, int64_t n) {
+  masked_f64(g, reinterpret_cast<const uint8_t*>(m), out, n);
 }
 
 // The loops walk memory, not indices: any dense layout works (contiguous, channels_last...)
@@ -38,7 +127,88 @@ void check_input(const torch::Tensor& t, const char* name) {
   TORCH_CHECK(t.is_non_overlapping_and_dense(), name, " must be one dense block of memory");
 }
 
+// Elements per block of the fused forward: a multiple of every vector loop's step (2 x 64 bytes
+// at most, i.e. 32 floats), small enough that the block of x stays in L2 between the two uses.
+constexpr int64_t kBlock = 65536;
+
+int64_t divup(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The ranges at::parallel_for hands to its threads for TensorIterator::for_each over n elements
+// with ATen's default grain size: the whole range when it runs serially, else num_threads equal
+// chunks (the last one shorter).
+std::vector<std::pair<int64_t, int64_t>> thread_ranges(int64_t n) {
+  const int64_t grain = at::internal::GRAIN_SIZE;
+  const int64_t threads = at::get_num_threads();
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  if (n <= grain || threads <= 1 || at::in_parallel_region()) {
+    ranges.emplace_back(0, n);
+    return ranges;
+  }
+  const int64_t used = std::min(threads, divup(n, grain));
+  const int64_t chunk = divup(n, used);
+  for (int64_t begin = 0; begin < n; begin += chunk) ranges.emplace_back(begin, std::min(n, begin + chunk));
+  return ranges;
+}
+
+// The forwards with a native op (forwards.py), in the order of kernels.FUSED.
+enum Op : int64_t {
+  kSigmoid = 0, kTanh, kRelu, kSilu, kHardtanh, kLeakyRelu, kElu, kSoftplus, kHeaviside, kSign
+};
+
+void apply_op(int64_t op, at::Tensor& y, const at::Tensor& x, double p0, double p1,
+              const at::Tensor& zero) {
+  switch (op) {
+    case kSigmoid: at::sigmoid_out(y, x); break;
+    case kTanh: at::tanh_out(y, x); break;
+    case kRelu: at::clamp_min_out(y, x, 0); break;  // torch.relu is clamp_min(x, 0)
+    case kSilu: at::silu_out(y, x); break;
+    case kHardtanh: at::hardtanh_out(y, x, p0, p1); break;  // also ReLU6: (0, 6)
+    case kLeakyRelu: at::leaky_relu_out(y, x, p0); break;
+    case kElu: at::elu_out(y, x, p0, 1, 1); break;
+    case kSoftplus: at::softplus_out(y, x, p0, p1); break;
+    case kHeaviside: at::heaviside_out(y, x, zero); break;
+    case kSign: at::sign_out(y, x); break;
+    default: TORCH_CHECK(false, "unknown fused op ", op);
+  }
+}
+
 }  // namespace
+
+// (F(x), 1[lo <= x <= hi]) in one sweep; y and the mask are laid out like x.
+std::vector<torch::Tensor> fused_interval_forward(const torch::Tensor& input, int64_t op, double p0,
+                                                  double p1, double lo, double hi, bool lo_closed,
+                                                  bool hi_closed) {
+  check_input(input, "x");
+  const auto x = input.detach();
+  auto y = torch::empty_like(x);
+  auto mask = torch::empty_like(x, x.options().dtype(torch::kBool));
+  const int64_t n = x.numel();
+  if (n == 0) return {y, mask};
+  // One-dimensional views in memory order (any dense layout; y and mask share x's strides).
+  const auto flat_x = x.as_strided({n}, {1});
+  auto flat_y = y.as_strided({n}, {1});
+  const auto zero = torch::zeros({}, x.options());
+  const auto ranges = thread_ranges(n);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_interval_forward", [&] {
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    bool* mp = mask.data_ptr<bool>();
+    const auto lo_t = static_cast<scalar_t>(lo), hi_t = static_cast<scalar_t>(hi);
+    at::parallel_for(0, static_cast<int64_t>(ranges.size()), 1, [&](int64_t first, int64_t last) {
+      at::AutoDispatchBelowADInplaceOrView below_autograd;  // plain tensors, no graph
+      for (int64_t r = first; r < last; ++r) {
+        const auto [begin, end] = ranges[r];
+        for (int64_t start = begin; start < end; start += kBlock) {
+          const int64_t stop = std::min(end, start + kBlock);
+          auto y_block = flat_y.slice(0, start, stop);
+          apply_op(op, y_block, flat_x.slice(0, start, stop), p0, p1, zero);
+          fill_interval_serial(xp + start, mp + start, stop - start, lo_t, hi_t,
+                                         lo_closed, hi_closed);
+        }
+      }
+    });
+  });
+  return {y, mask};
+}
 
 // 1[lo <= x <= hi] (an end is open where its flag is false), a bool tensor laid out like x.
 // The bounds are rounded to x's dtype, as PyTorch does when comparing with a Python number.
@@ -47,7 +217,7 @@ torch::Tensor interval_mask(const torch::Tensor& x, double lo, double hi, bool l
   check_input(x, "x");
   auto mask = torch::empty_like(x, x.options().dtype(torch::kBool));  // x's strides
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "interval_mask", [&] {
-    fill_interval<scalar_t>(x.data_ptr<scalar_t>(), mask.data_ptr<bool>(), x.numel(),
+    fill_interval(x.data_ptr<scalar_t>(), mask.data_ptr<bool>(), x.numel(),
                             static_cast<scalar_t>(lo), static_cast<scalar_t>(hi), lo_closed,
                             hi_closed);
   });
@@ -67,7 +237,25 @@ torch::Tensor masked_grad(const torch::Tensor& grad, const torch::Tensor& mask) 
     const bool* m = mask.data_ptr<bool>();
     scalar_t* o = out.data_ptr<scalar_t>();
     at::parallel_for(0, grad.numel(), kGrain, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) o[i] = g[i] * static_cast<scalar_t>(m[i]);
+      masked_serial(g + begin, m + begin, o + begin, end - begin);
+    });
+  });
+  return out;
+}
+
+// value * mask for one number broadcast over the mask (the gradient of y.sum(), say): what
+// PyTorch's (value expanded) * mask gives, laid out like the mask.
+torch::Tensor masked_scalar(const torch::Tensor& value, const torch::Tensor& mask) {
+  check_input(mask, "mask");
+  TORCH_CHECK(mask.scalar_type() == torch::kBool, "mask must be bool");
+  TORCH_CHECK(value.numel() == 1 && value.device().is_cpu(), "value must be one CPU number");
+  auto out = torch::empty_like(mask, mask.options().dtype(value.scalar_type()));
+  AT_DISPATCH_FLOATING_TYPES(value.scalar_type(), "masked_scalar", [&] {
+    const scalar_t v = value.item<scalar_t>();
+    const bool* m = mask.data_ptr<bool>();
+    scalar_t* o = out.data_ptr<scalar_t>();
+    at::parallel_for(0, mask.numel(), kGrain, [&](int64_t begin, int64_t end) {
+      scaled_mask_serial(v, m + begin, o + begin, end - begin);
     });
   });
   return out;
@@ -76,4 +264,7 @@ torch::Tensor masked_grad(const torch::Tensor& grad, const torch::Tensor& mask) 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
   module.def("interval_mask", &interval_mask, "1[lo <= x <= hi] in one pass");
   module.def("masked_grad", &masked_grad, "grad * mask in one pass");
+  module.def("masked_scalar", &masked_scalar, "value * mask in one pass (value one number)");
+  module.def("fused_interval_forward", &fused_interval_forward,
+             "(F(x), 1[lo <= x <= hi]) in one sweep, y bit for bit F's ATen op");
 }

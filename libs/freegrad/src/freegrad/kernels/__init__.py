@@ -18,6 +18,7 @@ as plain expressions. Both paths give identical masks and gradients (tested).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import json
@@ -286,6 +287,21 @@ def _use_native(data: torch.Tensor, *others: torch.Tensor) -> bool:
     )
 
 
+def _one_number(grad: torch.Tensor, mask: torch.Tensor) -> bool:
+    """A float32/float64 ``grad`` that is one number expanded to ``mask``'s shape (every stride
+    0), with a dense ``mask``: the compiled kernels write ``value · mask`` in one pass."""
+    return (
+        grad.dtype in NATIVE_DTYPES
+        and grad.dim() > 0
+        and not any(grad.stride())
+        and grad.shape == mask.shape
+        and not torch.is_grad_enabled()
+        and (mask.is_contiguous() or mask.is_contiguous(memory_format=torch.channels_last))
+        and _eager_cpu(grad, mask)
+        and native() is not None
+    )
+
+
 def _chunkable(data: torch.Tensor, *others: torch.Tensor) -> bool:
     """Large same-shape contiguous eager CPU tensors, outside any graph being recorded."""
     return (
@@ -305,6 +321,9 @@ def _chunks(n: int):
 def compute_mask(mask_fn: Callable[..., torch.Tensor], x: torch.Tensor, params: dict
                  ) -> torch.Tensor:
     """``mask_fn(x, **params)``, a boolean tensor shaped like ``x``."""
+    fused = _take_pending(mask_fn, x, params)
+    if fused is not None:
+        return fused
     with torch.no_grad():
         if isinstance(mask_fn, Interval) and _use_native(x):
             return native().interval_mask(x, *mask_fn.bounds(**params), *mask_fn.closed)
@@ -321,6 +340,8 @@ def apply_mask(grad: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``grad * mask`` for a boolean ``mask`` of the same shape."""
     if _use_native(grad, mask):
         return native().masked_grad(grad, mask)
+    if _one_number(grad, mask):  # e.g. the gradient of y.sum(): one value expanded
+        return native().masked_scalar(torch.as_strided(grad, (), ()), mask)
     if not _chunkable(grad, mask):
         # On the CPU, float * uint8 is 2-3x faster than float * bool (measured); same values.
         return grad * (mask.view(torch.uint8) if _eager_cpu(grad, mask) else mask)
@@ -333,3 +354,72 @@ def apply_mask(grad: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         chunk.copy_(flat_mask[part])
         torch.mul(flat_grad[part], chunk, out=flat_out[part])
     return out
+
+
+# --- fused forward: F(x) and an Interval mask of x in one sweep -----------------------------
+
+# forward name -> (op code of csrc/mask_kernels.cpp, its two scalar params from the forward's)
+FUSED: dict[str, tuple[int, Callable[[dict], tuple[float, float]]]] = {
+    "Logistic": (0, lambda p: (0.0, 0.0)),
+    "Tanh": (1, lambda p: (0.0, 0.0)),
+    "ReLU": (2, lambda p: (0.0, 0.0)),
+    "SiLU": (3, lambda p: (0.0, 0.0)),
+    "HardTanh": (4, lambda p: (p["min_val"], p["max_val"])),
+    "ReLU6": (4, lambda p: (0.0, 6.0)),
+    "LeakyReLU": (5, lambda p: (p["negative_slope"], 0.0)),
+    "ELU": (6, lambda p: (p["alpha"], 0.0)),
+    "Softplus": (7, lambda p: (p["beta"], p["threshold"])),
+    "Heaviside": (8, lambda p: (0.0, 0.0)),
+    "Sign": (9, lambda p: (0.0, 0.0)),
+}
+# Not fused: Linear (its forward is a view: nothing to compute) and GELU (ATen picks its thread
+# ranges from its own grain size, so blocks could not follow its scalar tails).
+_pending = threading.local()
+
+
+@functools.cache
+def _forwards() -> dict:
+    from ..forwards import FORWARDS  # forwards imports nothing of freegrad: no cycle
+
+    return FORWARDS
+
+
+def _fusable(fn: Callable, forward: str, bound) -> tuple | None:
+    """The kernel arguments (op, p0, p1, lo, hi, lo_closed, hi_closed) when ``fn`` is the
+    built-in forward ``forward`` and ``bound`` a rule that keeps an :class:`Interval` of x."""
+    entry = FUSED.get(forward)
+    mask = getattr(getattr(bound, "rule", None), "mask", None)
+    if entry is None or getattr(bound, "saves", None) != "mask" or not isinstance(mask, Interval):
+        return None
+    spec = _forwards()[forward]
+    base, given = (fn.func, fn.keywords) if isinstance(fn, functools.partial) else (fn, {})
+    if base is not spec.fn or (isinstance(fn, functools.partial) and fn.args):
+        return None
+    op, scalars = entry
+    params = spec.defaults | given
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in params.values()):
+        return None
+    return (op, *map(float, scalars(params)), *map(float, mask.bounds(**bound.params)), *mask.closed)
+
+
+def fused_forward(x: torch.Tensor, fn: Callable, forward: str, bound) -> torch.Tensor:
+    """``fn(x)``; where the compiled kernels can, the rule's mask of x is computed in the same
+    sweep and handed to the :func:`compute_mask` call that asks for it next (the rule's
+    residual, right after the forward), bit for bit the mask computed apart."""
+    args = _fusable(fn, forward, bound)
+    if args is None or not _use_native(x):
+        return fn(x)
+    y, mask = native().fused_interval_forward(x, *args)
+    _pending.value = (x, x._version, bound.rule.mask, bound.params, mask)
+    return y
+
+
+def _take_pending(mask_fn, x: torch.Tensor, params: dict) -> torch.Tensor | None:
+    """The mask :func:`fused_forward` computed for exactly this call, or None (and forgotten)."""
+    pending = getattr(_pending, "value", None)
+    if pending is None:
+        return None
+    _pending.value = None
+    px, version, pfn, pparams, mask = pending
+    same = px is x and version == x._version and pfn is mask_fn and pparams == params
+    return mask if same else None
