@@ -16,6 +16,8 @@ import freegrad as fg
         ("rectangular", {"a": 0.5, "b": 0.5}, ValueError, ["a=0.5"]),
         ("triangular", {"width": 0.0}, ValueError, ["width=0.0", "> 0"]),
         ("noise", {"sigma": -0.1}, ValueError, ["sigma=-0.1", ">= 0"]),
+        ("noise", {"mode": "multiplictive"}, ValueError,
+         ["mode='multiplictive'", "['additive', 'multiplicative']"]),
         ("clip_norm", {"max_norm": 0}, ValueError, ["max_norm=0"]),
         ("scale", {"s": float("nan")}, ValueError, ["finite"]),
         ("scale", {"s": float("inf")}, ValueError, ["finite"]),

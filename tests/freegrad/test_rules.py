@@ -55,11 +55,12 @@ NOISY = {
     "rectangular_jam": ({"a": -2.0, "b": 2.5}, lambda g, x, n, u: g * u * ind((x >= -2) & (x <= 2.5))),
 }
 NOISY_OPTIONS = [
-    ("full_jam", {"mode": "sign"}, lambda g, x, u: torch.sign(g) * u),
-    ("positive_jam", {"test": "grad"}, lambda g, x, u: g * u * ind(g >= 0)),
-    ("positive_jam", {"test": "grad", "mode": "sign"}, lambda g, x, u: torch.sign(g) * u * ind(g >= 0)),
-    ("rectangular_jam", {"a": -0.5, "b": 0.5, "test": "grad"}, lambda g, x, u: g * u * ind((g >= -0.5) & (g <= 0.5))),
-    ("rectangular_jam", {"mode": "sign"}, lambda g, x, u: torch.sign(g) * u * ind((x >= -5) & (x <= 5))),
+    ("noise", {"sigma": 0.3, "mode": "multiplicative"}, lambda g, x, n, u: g * (1 + 0.3 * n)),
+    ("full_jam", {"mode": "sign"}, lambda g, x, n, u: torch.sign(g) * u),
+    ("positive_jam", {"test": "grad"}, lambda g, x, n, u: g * u * ind(g >= 0)),
+    ("positive_jam", {"test": "grad", "mode": "sign"}, lambda g, x, n, u: torch.sign(g) * u * ind(g >= 0)),
+    ("rectangular_jam", {"a": -0.5, "b": 0.5, "test": "grad"}, lambda g, x, n, u: g * u * ind((g >= -0.5) & (g <= 0.5))),
+    ("rectangular_jam", {"mode": "sign"}, lambda g, x, n, u: torch.sign(g) * u * ind((x >= -5) & (x <= 5))),
 ]
 
 
@@ -107,12 +108,14 @@ def test_stochastic_rule_matches_formula(name):
 
 
 @pytest.mark.parametrize("name,params,expected", NOISY_OPTIONS)
-def test_jamming_readings(name, params, expected):
+def test_stochastic_rule_readings(name, params, expected):
+    """The non-default readings: multiplicative noise, jamming on the gradient, sign mode."""
     x = X.clone().requires_grad_(True)
     with fg.use(name, params, scope="activations", seed=3):
         fg.Activation("Linear")(x).backward(G)
+    n = torch.randn(G.shape, generator=_generator(3), dtype=G.dtype)
     u = torch.rand(G.shape, generator=_generator(3), dtype=G.dtype)
-    torch.testing.assert_close(x.grad, expected(G, X, u))
+    torch.testing.assert_close(x.grad, expected(G, X, n, u))
 
 
 def test_jamming_reading_on_grad_saves_nothing():

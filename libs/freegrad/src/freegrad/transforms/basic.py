@@ -13,7 +13,7 @@ import torch
 from ..context import normal_like
 from ..kernels import Interval, apply_mask
 from ..registry import register
-from ._checks import non_negative, one_of, ordered, positive
+from ._checks import all_of, non_negative, one_of, ordered, positive
 
 PAPER = "Troiano et al. 2025 (arXiv 2509.07236)"
 PUBLISHED = "freegrad 1.0.1 (the paper's companion library)"
@@ -52,12 +52,19 @@ def clip_norm(ctx, grad_out, input, max_norm=1.0, eps=1e-12):
 
 
 @register(
-    "noise", saves="nothing", check=non_negative("sigma"), stochastic=True,
-    formula="g + sigma · ε, ε ~ N(0, 1) elementwise",
-    source=f"{PAPER}, noisy derivative (noise on the constant rule); {PUBLISHED}",
+    "noise", saves="nothing", stochastic=True,
+    check=all_of(non_negative("sigma"), one_of(mode=("additive", "multiplicative"))),
+    formula="g + sigma · ε (mode='multiplicative': g · (1 + sigma · ε)), ε ~ N(0, 1) elementwise",
+    source=f"{PAPER}, noisy derivative (noise on the constant rule); {PUBLISHED} (additive); "
+    "multiplicative: our reading of 'a noisy derivative', noise on the constant rule's 1",
 )
-def noise(ctx, grad_out, input, sigma=0.1):
-    return grad_out + sigma * normal_like(ctx, grad_out)
+def noise(ctx, grad_out, input, sigma=0.1, mode="additive"):
+    """Additive (the published default) adds noise of a fixed scale, which swamps gradients
+    much smaller than sigma; multiplicative scales the noise with the gradient."""
+    eps = normal_like(ctx, grad_out)
+    if mode == "additive":
+        return grad_out + sigma * eps
+    return grad_out * (1 + sigma * eps)
 
 
 @register(
