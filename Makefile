@@ -42,8 +42,8 @@ lock: ## refresh requirements.lock from the pyprojects (then `make install` uses
 test: install paper-tools-or-skip ## set up, then run all tests (library, pipeline, paper)
 	$(PY) -m pytest tests
 
-lint: install ## ruff over the monorepo code
-	$(VENV)/bin/ruff check experiments tests/pipeline
+lint: install ## ruff over the whole monorepo (libs, experiments, paper, benchmarks, tests)
+	$(VENV)/bin/ruff check .
 
 # The paper's toolchain is present when a page compiles with its template
 # (paper/toolchain.sh probe); the Debian packages are listed in paper/apt-packages.txt.

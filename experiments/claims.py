@@ -29,7 +29,7 @@ import math
 import sys
 from pathlib import Path
 
-from experiments import io, paths
+from experiments import io, paths, tables
 from experiments import params as params_mod
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, MIXED = ("supported", "not supported", "inconclusive",
@@ -189,36 +189,24 @@ def to_markdown(rows: list[dict], settings: dict, profiles: dict) -> str:
         f"**inconclusive** otherwise, and whenever the baseline did not learn (mean below "
         f"{floor * 100:g}%). A claim is supported (not supported) when every judged row "
         "is, **mixed** when its rows disagree, inconclusive when no row could be judged. "
-        "BNN: one row per input size d, plus an aggregate over d (mean of the per-d values, "
-        "RMS of the stds; not counted in the summary). Worst diff: the summary's lowest row "
-        "difference.",
+        "A grid with `aggregate` (BNN: over d) also gets one row per its other axis values "
+        "(mean of the per-value values, RMS of the stds; not counted in the summary). Worst "
+        "diff.: the lowest difference of a claim's rows.",
         "",
         "Profiles: " + ", ".join(f"`{e}`: {p}" for e, p in profiles.items()) + ".",
         "",
+        tables.markdown(*tables.claims_summary(rows)),
     ]
-    for name in settings["statements"]:
-        summ = next(r for r in rows if r["kind"] == "summary" and r["claim_id"] == name)
-        worst = summ["worst_diff"]
-        lines += [f"## `claim_{name}`: {summ['verdict']}", "", summ["claim"], ""]
-        if worst is not None:
-            lines += [f"Worst row difference: {worst * 100:+.2f} points.", ""]
-        members = [r for r in rows if r["claim_id"] == name and r["kind"] != "summary"]
-        if not members:
+    header, groups = tables.claims_pairs(rows)
+    for summ in (r for r in rows if r["kind"] == "summary"):
+        lines += [f"## `{summ['id']}`: {summ['verdict']}", "", summ["claim"], ""]
+        if not groups[summ["claim_id"]]:
             lines += ["No configuration testing it was run in this profile.", ""]
             continue
-        lines += ["| id | experiment | baseline | configuration | baseline (%) | "
-                  "configuration (%) | diff (points) | seeds | verdict |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for r in members:
-            lines.append(
-                f"| `{r['id']}` | {r['experiment']} | {r['baseline']} | {r['config']} | "
-                f"{r['baseline_mean'] * 100:.2f} ± {r['baseline_std'] * 100:.2f} | "
-                f"{r['config_mean'] * 100:.2f} ± {r['config_std'] * 100:.2f} | "
-                f"{r['diff_mean'] * 100:+.2f} ± {r['diff_std'] * 100:.2f} | {r['n_seeds']} | "
-                f"{r['verdict']} |")
         c = summ["counts"]
-        lines += ["", f"{summ['rows']} rows: {c[SUPPORTED]} supported, {c[NOT_SUPPORTED]} not "
-                      f"supported, {c[INCONCLUSIVE]} inconclusive.", ""]
+        lines += [tables.markdown(header, groups[summ["claim_id"]]),
+                  f"{summ['rows']} rows: {c[SUPPORTED]} supported, {c[NOT_SUPPORTED]} not "
+                  f"supported, {c[INCONCLUSIVE]} inconclusive.", ""]
     return "\n".join(lines)
 
 

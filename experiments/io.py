@@ -76,3 +76,17 @@ def write_torch(path: Path, obj) -> None:
 
 def write_json(path: Path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
+
+
+def csv_text(rows: list[dict], fields: list[str], digits: int) -> str:
+    """``rows`` as CSV (columns ``fields``; floats with ``digits`` decimals, fixed)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: (f"{v:.{digits}f}" if isinstance(v, float) else v)
+                         for k, v in r.items()})
+    return buf.getvalue()

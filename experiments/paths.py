@@ -1,7 +1,9 @@
 """Every path of the workbench, anchored at the repository root.
 
-Nothing else in ``experiments`` builds paths from the working directory, so
-stages behave the same whichever folder DVC runs them from.
+Nothing else (``experiments``, ``paper``) builds a path: stages behave the same whichever
+folder DVC runs them from.  ``Layout(root)`` gives the same files under another root (a
+copy of the repository, a test's temporary folder); the module constants are
+``Layout(ROOT)``'s.
 """
 
 from __future__ import annotations
@@ -16,16 +18,54 @@ DATA = ROOT / "data"
 RAW = DATA / "raw"  # torchvision layout: RAW/<Dataset>/raw/*.gz
 PROCESSED = DATA / "processed"  # one <dataset>.pt per dataset (DVC outputs)
 
-REPORTS = ROOT / "reports"
-METRICS = REPORTS / "metrics"  # <experiment>.json, DVC metrics: mean/std per configuration
-RUNS = REPORTS / "runs"  # <experiment>.json, settings, provenance and per-run metrics
-CURVES = REPORTS / "curves"  # <experiment>.csv, DVC plots (per-epoch curves)
-TIMINGS = REPORTS / "timings"  # <experiment>.json, wall times (machine dependent)
-DIAGNOSTICS = REPORTS / "diagnostics"  # <experiment>.csv, gradient-direction diagnostics
-CLAIMS_MD = REPORTS / "claims.md"  # the paper's claims judged from the metrics
-CLAIMS_JSON = REPORTS / "claims.json"
-TABLES = REPORTS / "tables"  # <experiment>.md / .tex
-FIGURES = REPORTS / "figures"  # <experiment>.png / .pdf
+
+
+class Layout:
+    """The generated files of a repository rooted at ``root``."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.params = self.root / "params.yaml"
+        self.reports = self.root / "reports"
+        self.metrics = self.reports / "metrics"  # <experiment>.json, DVC metrics: mean/std
+        self.runs = self.reports / "runs"  # <experiment>.json, settings, per-run metrics
+        self.curves = self.reports / "curves"  # <experiment>.csv, DVC plots (per epoch)
+        self.timings = self.reports / "timings"  # <experiment>.json, wall times (machine)
+        self.diagnostics = self.reports / "diagnostics"  # <experiment>.csv, gradient direction
+        self.claims_md = self.reports / "claims.md"  # the paper's claims judged
+        self.claims_json = self.reports / "claims.json"
+        self.tables = self.reports / "tables"  # <experiment>.md / .csv
+        self.figures = self.reports / "figures"  # <name>.png / .pdf
+        self.paper = self.root / "paper"
+        self.paper_md = self.paper / "paper.md"
+        self.numbers = self.paper / "generated" / "numbers.yaml"  # the `numbers` stage
+        self.paper_pdf = self.paper / "paper.pdf"
+
+    def file(self, rel: str) -> Path:
+        """A file named relative to the root (as paper.md and dvc.yaml name them)."""
+        return self.root / rel
+
+    def rel(self, path: Path) -> str:
+        """``path`` relative to the root, with / (as dvc.yaml and messages name files)."""
+        return Path(path).relative_to(self.root).as_posix()
+
+    def report(self, kind: str, experiment: str) -> Path:
+        """``reports/<kind>/<experiment>.<json|csv>`` (kind: metrics, runs, curves, ...)."""
+        ext = "csv" if kind in ("curves", "diagnostics") else "json"
+        return getattr(self, kind) / f"{experiment}.{ext}"
+
+
+LAYOUT = Layout(ROOT)
+REPORTS = LAYOUT.reports
+METRICS = LAYOUT.metrics
+RUNS = LAYOUT.runs
+CURVES = LAYOUT.curves
+TIMINGS = LAYOUT.timings
+DIAGNOSTICS = LAYOUT.diagnostics
+CLAIMS_MD = LAYOUT.claims_md
+CLAIMS_JSON = LAYOUT.claims_json
+TABLES = LAYOUT.tables
+FIGURES = LAYOUT.figures
 
 
 def store_root(root: Path = ROOT) -> Path:

@@ -1,15 +1,15 @@
-"""The ``report`` stage: Markdown and LaTeX tables from the DVC metrics.
+"""The ``report`` stage: Markdown and CSV tables from the DVC metrics.
 
     python -m experiments.report
 
 For every experiment in params.yaml with a metrics file, writes
-``reports/tables/<name>.md``, ``<name>.tex`` and ``<name>.csv``: one row per
-configuration, mean ± std over seeds, and a provenance column (the CSV keeps the
-mean and std as separate numeric columns).  The numbers come from the DVC
-metrics ``reports/metrics/<name>.json``; the rule names, settings and
-provenance from ``reports/runs/<name>.json`` (both written by ``train@<name>``).
-No wall times: the tables are DVC outputs and must repeat byte for byte, so seconds per
-epoch stay in ``reports/timings/`` and MLflow (see ``experiments/train.py``).
+``reports/tables/<name>.md`` (one row per configuration, mean ± std over seeds, and a
+provenance column; the cells are ``experiments.tables.experiment_table``, which the
+paper renders as LaTeX) and ``<name>.csv`` (mean and std as separate numeric columns).
+The numbers come from the DVC metrics ``reports/metrics/<name>.json``; the rule names,
+settings and provenance from ``reports/runs/<name>.json`` (both written by
+``train@<name>``).  No wall times: the tables are DVC outputs and must repeat byte for
+byte, so seconds per epoch stay in ``reports/timings/`` and MLflow.
 """
 
 from __future__ import annotations
@@ -19,128 +19,28 @@ import sys
 
 import pandas as pd
 
-from experiments import io, paths
+from experiments import io, paths, tables
 from experiments import params as params_mod
-
-
-def _pm(summary: dict, scale: float = 1.0, digits: int = 2) -> str:
-    if summary is None or summary.get("mean") is None:
-        return "n/a"
-    return f"{summary['mean'] * scale:.{digits}f} ± {summary['std'] * scale:.{digits}f}"
-
-
-def _varies(details: dict, key: str) -> bool:
-    return len({c.get(key, details["settings"][key]) for c in details["configs"].values()}) > 1
-
-
-def table(metrics: dict, details: dict) -> pd.DataFrame:
-    target = details["settings"]["target_accuracy"]
-    n_seeds = len(details["settings"]["seeds"])
-    per_config = [k for k in ("batch_size", "lr") if _varies(details, k)]
-    rows = []
-    for cname, c in details["configs"].items():
-        s = metrics[cname]
-        reach = s["epochs_to_target"]
-        reach_txt = _pm(reach, digits=1)
-        if reach["reached"] < n_seeds:
-            reach_txt += f" ({reach['reached']}/{n_seeds} seeds)"
-        rule = c["backward"] + (
-            "(" + ", ".join(f"{k}={v}" for k, v in c["rule_params"].items()) + ")"
-            if c.get("rule_params") else "")
-        rows.append({
-            "Configuration": cname + (f" (diverged: {c['diverged']}/{n_seeds} seeds)"
-                                      if c.get("diverged") else ""),
-            "Forward / backward": f"{c['forward']} / {rule}",
-            **{{"batch_size": "Batch", "lr": "LR"}[k]: c[k] for k in per_config},
-            "Final test acc. (%)": _pm(s["final_test_acc"], 100),
-            "Best test acc. (%)": _pm(s["best_test_acc"], 100),
-            "Final train loss": _pm(s["final_train_loss"], digits=4),
-            "Final test loss": _pm(s["final_test_loss"], digits=4),
-            f"Epochs to {target * 100:g}% test acc.": reach_txt,
-            "Seeds": n_seeds,
-            "Provenance": c["provenance"],
-        })
-    return pd.DataFrame(rows)
-
-
-def numeric_table(metrics: dict, details: dict) -> pd.DataFrame:
-    """The CSV: one row per configuration, mean and std as numbers, with provenance."""
-    rows = []
-    for cname, c in details["configs"].items():
-        row = {"experiment": details["experiment"], "config": cname, "forward": c["forward"],
-               "backward": c["backward"], "rule_params": json.dumps(c["rule_params"]),
-               "batch_size": c.get("batch_size", details["settings"]["batch_size"]),
-               "lr": c.get("lr", details["settings"]["lr"])}
-        for k, s in metrics[cname].items():
-            row[f"{k}_mean"], row[f"{k}_std"] = s["mean"], s["std"]
-        row["n_seeds"] = len(details["settings"]["seeds"])
-        row["diverged_seeds"] = c.get("diverged", 0)
-        row["provenance"] = c["provenance"]
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _source_line(details: dict) -> str:
-    st = details["settings"]
-    name = details["experiment"]
-    limits = "".join(f", first {st[k]} {k.split('_')[0]} examples" for k in
-                     ("train_limit", "test_limit") if k in st)
-    return (f"{details['title']}. Profile `{details['profile']}`, dataset `{details['dataset']}`"
-            f"{limits}, {st['optimizer'].upper()} lr={st['lr']} batch={st['batch_size']}"
-            + (f" momentum={st['momentum']}" if st.get("momentum") else "") +
-            f", {st['epochs']} epochs, seeds {st['seeds']}; mean ± std (n-1) over seeds. "
-            f"Generated by DVC stage `report` from reports/metrics/{name}.json and "
-            f"reports/runs/{name}.json (stage `{details['stage']}`).")
-
-
-def to_markdown(df: pd.DataFrame, caption: str) -> str:
-    cols = list(df.columns)
-    lines = [f"<!-- {caption} -->", "", "| " + " | ".join(cols) + " |",
-             "|" + "|".join("---" for _ in cols) + "|"]
-    for _, row in df.iterrows():
-        lines.append("| " + " | ".join(str(row[c]) for c in cols) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _tex(s) -> str:
-    s = str(s)
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
-                 ("#", r"\#"), ("$", r"\$")):
-        s = s.replace(a, b)
-    return s.replace("±", r"$\pm$").replace("`", "")
-
-
-def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:
-    cols = list(df.columns)
-    out = [r"% " + caption.replace("\n", " "),
-           r"\begin{table}[t]", r"\centering", r"\small",
-           r"\begin{tabular}{" + "l" * len(cols) + "}", r"\toprule",
-           " & ".join(_tex(c) for c in cols) + r" \\", r"\midrule"]
-    for _, row in df.iterrows():
-        out.append(" & ".join(_tex(row[c]) for c in cols) + r" \\")
-    out += [r"\bottomrule", r"\end{tabular}", r"\caption{" + _tex(caption) + "}",
-            r"\label{" + label + "}", r"\end{table}"]
-    return "\n".join(out) + "\n"
 
 
 def main() -> int:
     params = params_mod.load(import_modules=False)
-    written = 0
+    layout, written = paths.LAYOUT, 0
     for name in params["experiments"]:
-        mpath = paths.METRICS / f"{name}.json"
+        mpath = layout.report("metrics", name)
         if not mpath.is_file():
-            print(f"report: no {mpath.relative_to(paths.ROOT)}; run `dvc repro train@{name}`",
+            print(f"report: no {layout.rel(mpath)}; run `dvc repro train@{name}`",
                   file=sys.stderr)
             continue
         metrics = json.loads(mpath.read_text())
-        details = json.loads((paths.RUNS / f"{name}.json").read_text())
-        df = table(metrics, details)
-        caption = _source_line(details)
-        io.write_text(paths.TABLES / f"{name}.md", to_markdown(df, caption))
-        io.write_text(paths.TABLES / f"{name}.tex", to_latex(df, caption, f"tab:{name}"))
-        io.write_text(paths.TABLES / f"{name}.csv",
-                      numeric_table(metrics, details).to_csv(index=False, lineterminator="\n"))
-        print(f"report: wrote reports/tables/{name}.md, .tex and .csv")
+        details = json.loads(layout.report("runs", name).read_text())
+        header, rows = tables.experiment_table(metrics, details)
+        io.write_text(layout.tables / f"{name}.md",
+                      tables.markdown(header, rows, tables.caption(details)))
+        io.write_text(layout.tables / f"{name}.csv",
+                      pd.DataFrame(tables.numeric_rows(metrics, details))
+                      .to_csv(index=False, lineterminator="\n"))
+        print(f"report: wrote reports/tables/{name}.md and .csv")
         written += 1
     if written == 0:
         print("error: no metrics found in reports/metrics/", file=sys.stderr)

@@ -10,7 +10,6 @@ the workbench only puts the params.yaml key path in front of freegrad's message.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import os
 import re
 import shutil
@@ -221,12 +220,11 @@ def test_unwritable_mlflow_store(tmp_path, monkeypatch):
 
 
 def test_missing_latex_toolchain(monkeypatch):
-    spec = importlib.util.spec_from_file_location("paper_build", paths.ROOT / "paper" / "build.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
-    monkeypatch.setattr(build.shutil, "which", lambda tool: None)
-    with pytest.raises(build.BuildError) as err:
-        build.build(paths.ROOT, Path(os.devnull))
+    from paper import BuildError, compile
+
+    monkeypatch.setattr(compile.shutil, "which", lambda tool: None)
+    with pytest.raises(BuildError) as err:
+        compile.build(paths.LAYOUT, Path(os.devnull))
     _check("missing LaTeX toolchain", str(err.value))
 
 

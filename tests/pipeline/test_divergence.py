@@ -7,8 +7,8 @@ import json
 import pytest
 
 from experiments import data as D
+from experiments import loop, tables, train
 from experiments import params as P
-from experiments import report, train
 from experiments.tasks import single_unit as suc
 
 
@@ -49,9 +49,9 @@ def test_nan_loss_stops_the_run_and_is_reported(diverging_suc, mlflow_uri, tmp_p
     assert metrics["constant"]["final_test_acc"] == {"mean": None, "std": None}
     assert "diverged" in caplog.text and "constant seed=0" in caplog.text
     # the table names it
-    df = report.table(metrics, details)
-    assert f"constant (diverged: {len(seeds)}/{len(seeds)} seeds)" in set(df["Configuration"])
-    assert "diverged_seeds" in report.numeric_table(metrics, details).columns
+    _, rows = tables.experiment_table(metrics, details)
+    assert f"constant (diverged: {len(seeds)}/{len(seeds)} seeds)" in {r[0] for r in rows}
+    assert "diverged_seeds" in tables.numeric_rows(metrics, details)[0]
     # MLflow: FAILED, tagged with the reason
     import mlflow
 
@@ -65,12 +65,10 @@ def test_nan_loss_stops_the_run_and_is_reported(diverging_suc, mlflow_uri, tmp_p
 
 def test_stacked_divergence_falls_back_to_one_seed_at_a_time(diverging_suc, mlflow_uri,
                                                              tmp_path, monkeypatch):
-    from experiments import stacked
-
     def diverges(*args, **kwargs):
-        raise stacked.SeedDiverged("epoch 1")
+        raise loop.Diverged(1, 1, float("nan"), [])
 
-    monkeypatch.setattr(stacked, "fit_seeds", diverges)
+    monkeypatch.setattr(loop, "fit_seeds", diverges)
     diverging_suc["experiments"]["suc"]["stack_seeds"] = True
     details = train.run_experiment("suc", diverging_suc, root=tmp_path)
     assert details["configs"]["constant"]["diverged"] == len(details["settings"]["seeds"])
@@ -81,7 +79,7 @@ def test_fit_raises_diverged_with_the_rows_so_far(diverging_suc):
     spec = P.resolve(diverging_suc, "suc", "smoke")
     cfg = spec["configs"]["constant"]
     data = suc.prepare(D.load("ones"), "cpu")
-    with pytest.raises(train.Diverged) as err:
-        train.fit(suc, spec, cfg, 0, data, "cpu")
+    with pytest.raises(loop.Diverged) as err:
+        loop.fit(suc, spec, cfg, 0, data, "cpu")
     assert err.value.epoch == 1 and len(err.value.rows) == 1  # epoch 0 only
     assert "loss nan at epoch 1" in str(err.value)

@@ -8,13 +8,13 @@ import freegrad as fg
 import pytest
 import torch
 
-from experiments import claims, train
+from experiments import claims, loop, rules, train
+from experiments import data as D
+from experiments import params as P
 from experiments.tasks import binary_unit as bnn
 from experiments.tasks import digits_mlp as mlp
 from experiments.tasks import lenet5 as lenet
 from experiments.tasks import models
-from experiments import data as D
-from experiments import params as P
 
 
 def _cfg(forward="Logistic", backward=None, **kw):
@@ -60,7 +60,7 @@ def test_bnn_uses_the_heaviside_forward():
     model(x).sum().backward()
     assert model[0].weight.grad.abs().sum() == 0
     model.zero_grad()
-    with train.rule_context(cfg):
+    with rules.rule_context(cfg):
         model(x).sum().backward()
     assert model[0].weight.grad.abs().sum() > 0
 
@@ -75,8 +75,8 @@ def test_bnn_data_has_one_set_per_d():
 
 def test_per_config_batch_size_lr_and_limits():
     spec = {"batch_size": 64, "lr": 0.01, "train_limit": 100}
-    assert train.setting(spec, {"batch_size": 16}, "batch_size") == 16
-    assert train.setting(spec, {}, "lr") == 0.01
+    assert loop.setting(spec, {"batch_size": 16}, "batch_size") == 16
+    assert loop.setting(spec, {}, "lr") == 0.01
     data = {"train_x": torch.arange(500), "train_y": torch.arange(500),
             "test_x": torch.arange(50), "test_y": torch.arange(50), "meta": {}}
     small = train.limit(data, spec)
@@ -98,16 +98,16 @@ def test_diagnostics_measure_against_the_true_gradient():
     holder = {}
 
     def factory(model):
-        holder["d"] = train.make_diagnostics(spec, cfg, 0, model)
+        holder["d"] = rules.make_diagnostics(spec, cfg, 0, model)
         return holder["d"]
 
-    rows_with = train.fit(mlp, spec, cfg, 0, data, "cpu", diagnostics=factory)
-    rows_without = train.fit(mlp, spec, cfg, 0, data, "cpu")
+    rows_with = loop.fit(mlp, spec, cfg, 0, data, "cpu", diagnostics=factory)
+    rows_without = loop.fit(mlp, spec, cfg, 0, data, "cpu")
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in rows_with]
     assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in rows_without]
     steps = [s for s, _ in holder["d"].history]
     assert steps == list(range(0, 23, 5))  # 1437 examples / 64 = 23 steps
-    rows = train.diagnostics_rows("constant", 0, holder["d"].history)
+    rows = rules.diagnostics_rows("constant", 0, holder["d"].history)
     first = [r for r in rows if r["step"] == 0]
     assert {r["parameter"] for r in first} == {"0.weight", "0.bias", "2.weight", "2.bias", "all"}
     out_layer = next(r for r in first if r["parameter"] == "2.weight")
@@ -116,8 +116,8 @@ def test_diagnostics_measure_against_the_true_gradient():
     assert out_layer["norm_ratio"] == pytest.approx(1.0)
     hidden = next(r for r in first if r["parameter"] == "0.weight")
     assert 0.0 < hidden["cosine"] < 1.0 and hidden["norm_ratio"] > 1.0
-    assert train.diagnosed(spec, cfg, "constant", 0)
-    assert not train.diagnosed(spec, spec["configs"]["standard"], "standard", 0)
+    assert rules.diagnosed(spec, cfg, "constant", 0)
+    assert not rules.diagnosed(spec, spec["configs"]["standard"], "standard", 0)
 
 
 # --- claims ------------------------------------------------------------------------------

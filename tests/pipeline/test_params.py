@@ -1,6 +1,7 @@
 import copy
 
 import pytest
+import yaml
 
 from experiments import params as P
 
@@ -140,3 +141,27 @@ def test_settings_of_the_issue(params):
 def test_select_keeps_order_and_only_named(params):
     smoke = P.resolve(params, "lenet", "smoke")
     assert list(smoke["configs"]) == ["standard", "constant", "rectangular", "noise_0.1"]
+
+
+def test_show_prints_the_expanded_configurations(capsys):
+    assert P.main(["--show", "cnn", "--profile", "full"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)["cnn"]
+    assert list(shown) == [f"{f}_{r}" for f in ("relu", "linear", "logistic")
+                           for r in ("true", "full_jam", "positive_jam", "rectangular_jam")] + [
+        f"relu_full_jam_bs{b}" for b in (32, 128, 256)]
+    assert shown["relu_full_jam_bs128"] == {
+        "provenance": "paper, full jamming at BS 128", "forward": "ReLU",
+        "backward": "full_jam", "batch_size": 128, "forward_params": {}, "rule_params": {},
+        "scope": "activations", "axes": {"activation": "relu", "rule": "full_jam",
+                                         "batch_size": 128},
+        "baseline": "relu_true", "claims": ["jamming"]}
+    assert shown["relu_true"]["baseline"] is None and shown["relu_true"]["claims"] == []
+
+
+def test_grid_order_is_the_product_of_the_axes_first_outermost(params):
+    sweep = list(P.resolve(params, "mlp_sweep", "full")["configs"])
+    assert sweep[:4] == ["bs16_lr0.01_standard", "bs16_lr0.01_constant",
+                         "bs16_lr0.05_standard", "bs16_lr0.05_constant"]
+    bnn = list(P.resolve(params, "bnn", "full")["configs"])
+    assert bnn[:4] == ["step_constant_d8", "step_rectangular_d8", "logistic_d8",
+                       "step_constant_d16"]

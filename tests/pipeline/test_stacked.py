@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from experiments import stacked, train
 from experiments import data as D
+from experiments import loop, stacked, train
 from experiments import params as P
 from experiments.tasks import binary_unit as bnn
 from experiments.tasks import digits_mlp as mlp
@@ -36,8 +36,8 @@ def test_stacked_equals_one_seed_at_a_time(name, module, cname):
     cfg = spec["configs"][cname]
     data = _data(module, spec, cfg, params)
     assert stacked.eligible(module, spec, cfg, data["meta"]) is None
-    one = [train.fit(module, spec, cfg, s, data, "cpu") for s in spec["seeds"]]
-    both = [stacked.fit_seeds(module, spec, cfg, spec["seeds"], data, "cpu") for _ in range(2)]
+    one = [loop.fit(module, spec, cfg, s, data, "cpu") for s in spec["seeds"]]
+    both = [loop.fit_seeds(module, spec, cfg, spec["seeds"], data, "cpu") for _ in range(2)]
     strip = [[{k: v for k, v in r.items() if k != "seconds"} for r in rows] for rows in both[0]]
     assert strip == [[{k: v for k, v in r.items() if k != "seconds"} for r in rows]
                      for rows in both[1]]  # deterministic run to run

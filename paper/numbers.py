@@ -1,9 +1,9 @@
 """The ``numbers`` stage: every number the paper may quote, in one flat file.
 
-    python -m experiments.numbers
+    python -m paper.numbers
 
 Reads what the pipeline wrote and flattens it into dotted keys in
-``paper/generated/numbers.yaml``, which the paper build (``paper/build.py``)
+``paper/generated/numbers.yaml``, which the paper build (``paper.placeholders``)
 substitutes into ``paper/paper.md``.  Nothing here knows about particular
 experiments: a new ``reports/metrics/<exp>.json`` is picked up as it is.  No wall times:
 ``reports/timings/`` is machine dependent and outside DVC, and the paper (a DVC output) may
@@ -36,13 +36,6 @@ import yaml
 
 from experiments import io, paths
 from experiments import params as params_mod
-
-OUT = paths.ROOT / "paper" / "generated" / "numbers.yaml"
-CLAIMS = paths.REPORTS / "claims.json"
-
-
-def _rel(p: Path, root: Path) -> str:
-    return p.relative_to(root).as_posix()
 
 
 def _flatten(prefix: str, obj, out: dict) -> None:
@@ -99,24 +92,44 @@ def _runs_numbers(exp: str, d: dict, out: dict) -> None:
     out[f"{p}.n_runs"] = n_runs
 
 
-def collect(root: Path = paths.ROOT, params: dict | None = None) -> dict:
-    """{"sources": {prefix: file}, "values": {dotted key: value}} from ``root``/reports."""
-    reports = root / "reports"
+def _claims_numbers(layout: paths.Layout, values: dict, sources: dict) -> None:
+    """claims.<id>.<field>, claims.count, claims.summaries, claims.verdicts.<verdict>."""
+    if not layout.claims_json.is_file():
+        return
+    claims = _load(layout.claims_json)
+    sources["claims"] = layout.rel(layout.claims_json)
+    verdicts: dict = {}
+    for c in claims:
+        for k, v in c.items():
+            if k != "id":
+                _flatten(f"claims.{c['id']}.{k}", v, values)
+        if c.get("kind", "row") == "row":
+            verdict = str(c.get("verdict"))
+            verdicts[verdict] = verdicts.get(verdict, 0) + 1
+    values["claims.count"] = sum(verdicts.values())
+    values["claims.summaries"] = sum(c.get("kind") == "summary" for c in claims)
+    for v in ("supported", "not supported", "inconclusive", *sorted(verdicts)):
+        values[f"claims.verdicts.{v.replace(' ', '_')}"] = verdicts.get(v, 0)
+
+
+def collect(layout: paths.Layout = paths.LAYOUT, params: dict | None = None) -> dict:
+    """{"sources": {prefix: file}, "values": {dotted key: value}} from ``layout``'s reports."""
     if params is None:
-        params = params_mod.load(root / "params.yaml", import_modules=False)
+        params = params_mod.load(layout.params, import_modules=False)
     values: dict = {
         "pipeline.profile": params["profile"],
         "pipeline.experiments": list(params["experiments"]),
         "pipeline.experiments.count": len(params["experiments"]),
     }
     sources: dict = {"pipeline": "params.yaml"}
-    declared = {name: list(spec.get("configs", {})) for name, spec in params["experiments"].items()}
+    declared = {name: list(params_mod.expand(f"experiments.{name}.grids", spec["grids"]))
+                for name, spec in params["experiments"].items()}
     n_runs, n_exp = 0, 0
     for kind in ("metrics", "runs"):
-        for path in sorted((reports / kind).glob("*.json")):
+        for path in sorted(getattr(layout, kind).glob("*.json")):
             exp = path.stem
             d = _load(path)
-            sources[f"{kind}.{exp}"] = _rel(path, root)
+            sources[f"{kind}.{exp}"] = layout.rel(path)
             if kind == "metrics":
                 _flatten(f"metrics.{exp}", d, values)
                 n_exp += 1
@@ -127,22 +140,7 @@ def collect(root: Path = paths.ROOT, params: dict | None = None) -> dict:
                 ran = set(d.get("configs", {}))
                 values[f"pipeline.not_run.{exp}"] = [c for c in declared.get(exp, [])
                                                      if c not in ran]
-    claims_path = reports / "claims.json"
-    if claims_path.is_file():
-        claims = _load(claims_path)
-        sources["claims"] = _rel(claims_path, root)
-        verdicts: dict = {}
-        for c in claims:
-            for k, v in c.items():
-                if k != "id":
-                    _flatten(f"claims.{c['id']}.{k}", v, values)
-            if c.get("kind", "row") == "row":
-                verdict = str(c.get("verdict"))
-                verdicts[verdict] = verdicts.get(verdict, 0) + 1
-        values["claims.count"] = sum(verdicts.values())
-        values["claims.summaries"] = sum(c.get("kind") == "summary" for c in claims)
-        for v in ("supported", "not supported", "inconclusive", *sorted(verdicts)):
-            values[f"claims.verdicts.{v.replace(' ', '_')}"] = verdicts.get(v, 0)
+    _claims_numbers(layout, values, sources)
     if isinstance(params.get("claims"), dict):
         _flatten("params.claims", params["claims"], values)
         sources["params"] = "params.yaml"
@@ -153,8 +151,8 @@ def collect(root: Path = paths.ROOT, params: dict | None = None) -> dict:
 
 
 def dump(numbers: dict) -> str:
-    head = ("# Generated by the DVC stage `numbers` (python -m experiments.numbers); do not edit.\n"
-            "# Every number paper/paper.md quotes comes from here; see paper/build.py.\n")
+    head = ("# Generated by the DVC stage `numbers` (python -m paper.numbers); do not edit.\n"
+            "# Every number paper/paper.md quotes comes from here; see paper/placeholders.py.\n")
     return head + yaml.safe_dump(numbers, sort_keys=False, allow_unicode=True, width=1000)
 
 
@@ -163,8 +161,9 @@ def main(argv=None) -> int:
     if numbers["values"]["totals.n_experiments"] == 0:
         print("error: no reports/metrics/*.json; run `dvc repro` first", file=sys.stderr)
         return 1
-    io.write_text(OUT, dump(numbers))
-    print(f"numbers: wrote {len(numbers['values'])} values to {_rel(OUT, paths.ROOT)}")
+    io.write_text(paths.LAYOUT.numbers, dump(numbers))
+    print(f"numbers: wrote {len(numbers['values'])} values to "
+          f"{paths.LAYOUT.rel(paths.LAYOUT.numbers)}")
     return 0
 
 

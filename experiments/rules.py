@@ -1,0 +1,70 @@
+"""From a configuration to freegrad: the rule block, its fields, stochasticity, diagnostics.
+
+A configuration (``params.resolve(...)["configs"][name]``) names a ``forward``, a
+``backward`` (a freegrad rule, or the forward's true derivative ``d(<forward>)``), its
+``rule_params`` and ``scope``.  Everything the training code asks freegrad about a
+configuration goes through here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from experiments.params import TRUE_DERIVATIVE
+
+RULE_FIELDS = ("forward", "forward_params", "backward", "rule_params", "scope")
+
+
+def is_true_derivative(cfg: dict) -> bool:
+    backward = cfg.get("backward")
+    return backward in TRUE_DERIVATIVE or backward == f"d({cfg['forward']})"
+
+
+def rule_fields(cfg: dict) -> dict:
+    """The fields that say what the configuration computes (logged with each run)."""
+    return {k: cfg[k] for k in RULE_FIELDS if k in cfg}
+
+
+def is_stochastic(cfg: dict) -> bool:
+    """Whether the rule draws random numbers (freegrad says so: ``fg.get(rule).stochastic``)."""
+    if is_true_derivative(cfg):
+        return False
+    import freegrad as fg
+
+    return bool(fg.get(cfg["backward"]).stochastic)
+
+
+def rule_context(cfg: dict, seed: int | None = None):
+    """The freegrad rule block for ``cfg``; a no-op for the true derivative."""
+    if is_true_derivative(cfg):
+        return contextlib.nullcontext()
+    import freegrad as fg
+
+    kwargs = {"scope": cfg.get("scope", "activations"), "seed": seed}
+    if cfg.get("rule_params"):
+        kwargs["params"] = dict(cfg["rule_params"])
+    return fg.use(cfg["backward"], **kwargs)
+
+
+def diagnosed(spec: dict, cfg: dict, cname: str, seed: int) -> bool:
+    """Whether ``diagnostics`` asks for gradient-direction measurements of this run."""
+    diag = spec.get("diagnostics")
+    if not diag or is_true_derivative(cfg):
+        return False
+    return (cname in diag.get("configs", [cname])
+            and seed in diag.get("seeds", spec["seeds"][:1]))
+
+
+def make_diagnostics(spec: dict, cfg: dict, seed: int, model, log=None):
+    """A ``freegrad.diagnostics.GradientDiagnostics`` comparing the rule with the truth."""
+    from freegrad.diagnostics import GradientDiagnostics
+
+    return GradientDiagnostics(model, cfg["backward"], dict(cfg["rule_params"]) or None,
+                               cfg.get("scope", "activations"),
+                               every=spec["diagnostics"]["every"], log=log, seed=seed)
+
+
+def diagnostics_rows(cname: str, seed: int, history) -> list[dict]:
+    """The rows of ``reports/diagnostics/<name>.csv`` a ``GradientDiagnostics`` measured."""
+    return [{"config": cname, "seed": seed, "step": step, "parameter": pname, **values}
+            for step, result in history for pname, values in result.items()]

@@ -1,0 +1,118 @@
+"""paper.md expanded: sections kept or noted, directives rendered, figures checked.
+
+``{{table: <experiment> | columns=A;B;C | label=tab:x}}`` and
+``{{claims: reports/claims.json}}`` become LaTeX (``paper.latex``);
+``![caption](reports/figures/<name>.pdf){width=...}`` needs the figure (a missing file
+stops the build naming it); ``::: {.experiment name="<exp>"}`` ... ``:::`` is kept when
+``experiments.<exp>`` is in params.yaml (its inputs are then required), otherwise replaced
+by a one-line note saying it is not in the pipeline; ``::: {.requires output="<path>"}``
+does the same for a path some stage of dvc.yaml declares as an output.  Then every
+``{{key | format}}`` is substituted (``paper.placeholders``).
+"""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from experiments import paths
+from paper import BuildError, latex
+from paper.placeholders import substitute
+
+TABLE = re.compile(r"^\{\{\s*table:\s*([^|}]+?)\s*((?:\|[^}]*)?)\}\}\s*$")
+CLAIMS_DIRECTIVE = re.compile(r"^\{\{\s*claims:\s*([^|}]+?)\s*\}\}\s*$")
+IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)[^)]*\)")
+DIV_OPEN = re.compile(r"^:::+\s*\{\s*\.(experiment|requires)\s+(name|output)=\"([^\"]+)\"\s*\}\s*$")
+DIV_CLOSE = re.compile(r"^:::+\s*$")
+
+
+def _declared_outputs(layout: paths.Layout) -> set[str]:
+    dvc_yaml = layout.file("dvc.yaml")
+    dvc = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) if dvc_yaml.is_file() else {}
+    outs = set()
+    for stage in (dvc or {}).get("stages", {}).values():
+        body = stage.get("do", stage)
+        for kind in ("outs", "metrics", "plots"):
+            for o in body.get(kind, []) or []:
+                outs.add(next(iter(o)) if isinstance(o, dict) else str(o))
+    return outs
+
+
+def select_sections(text: str, numbers: dict, layout: paths.Layout) -> str:
+    experiments = set(numbers["values"].get("pipeline.experiments") or [])
+    outputs = None
+    lines, out, i = text.split("\n"), [], 0
+    while i < len(lines):
+        m = DIV_OPEN.match(lines[i])
+        if not m:
+            out.append(lines[i])
+            i += 1
+            continue
+        kind, _, name = m.groups()
+        j = i + 1
+        while j < len(lines) and not DIV_CLOSE.match(lines[j]):
+            j += 1
+        if j == len(lines):
+            raise BuildError(f"paper/paper.md:{i + 1}: `{lines[i]}` is never closed by `:::`")
+        if kind == "experiment":
+            keep = name in experiments
+            note = (f"*This experiment (`{name}`) is not yet in the pipeline: params.yaml has no "
+                    f"`experiments.{name}`, so there is nothing to report.*")
+        else:
+            if outputs is None:
+                outputs = _declared_outputs(layout)
+            keep = name in outputs or any(name.startswith(o.rstrip("/") + "/") for o in outputs)
+            note = f"*Not yet in the pipeline: no stage of dvc.yaml writes `{name}`.*"
+        block = lines[i + 1:j]
+        if keep:
+            out.extend(block)
+        else:  # keep the heading, so the paper's structure shows what is still to come
+            heads = [x for x in block if x.startswith("#")][:1]
+            out.extend(heads + ["", note])
+        i = j + 1
+    return "\n".join(out)
+
+
+def _directive(line: str, layout: paths.Layout, where: str, check: bool):
+    """(LaTeX or None, the generated files it reads) of a table or claims line; None if
+    the line is no directive."""
+    m = CLAIMS_DIRECTIVE.match(line)
+    if m:
+        rel = m.group(1).strip()
+        return (latex.render_claims(layout, rel, where) if check else None), [rel]
+    m = TABLE.match(line)
+    if m:
+        exp = m.group(1).strip()
+        inputs = [layout.rel(p) for p in latex.experiment_inputs(layout, exp)]
+        return (latex.render_table(layout, exp, m.group(2), where) if check else None), inputs
+    return None
+
+
+def expand(layout: paths.Layout, numbers: dict, check: bool = True) -> tuple[str, list[str]]:
+    """paper.md with sections selected, numbers substituted, tables inlined; and its inputs."""
+    text = layout.paper_md.read_text(encoding="utf-8")
+    # Comments are for authors; keep their lines (so line numbers hold), drop the text.
+    text = re.sub(r"<!--.*?-->", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
+    text = select_sections(text, numbers, layout)
+    inputs: list[str] = []
+    out = []
+    for lineno, line in enumerate(text.split("\n"), 1):
+        where = f"paper/paper.md:{lineno}"
+        directive = _directive(line, layout, where, check)
+        if directive is not None:
+            out.append(directive[0] or "")
+            inputs += directive[1]
+            continue
+        for img in IMAGE.findall(line):
+            inputs.append(img)
+            if check:
+                latex.require(layout, layout.file(img), where, "a figure")
+        out.append(line)
+    if not check:
+        return "", inputs
+    text = substitute("\n".join(out), numbers, "paper/paper.md")
+    left = re.search(r"\{\{.*?\}\}", text)
+    if left:
+        raise BuildError(f"paper/paper.md: cannot read placeholder {left.group(0)!r}")
+    return text, inputs

@@ -1,0 +1,135 @@
+"""``{{key}}`` / ``{{key | format}}`` in paper.md: a value of paper/generated/numbers.yaml.
+
+Formats: ``pct[:d]`` (0.9975 -> 99.75%, d decimals, default 1), ``pts[:d]`` (0.01 -> 1: a
+fraction in points, default 0 decimals), ``pp[:d]`` (signed difference in percentage
+points: +0.05), ``pm_pct[:d]`` (key of a {mean,std} pair without .mean: 99.75 ± 0.11%),
+``pm[:d]``, ``f[:d]`` (fixed decimals, default 2), ``int``, ``list``, ``code`` (verbatim).
+Numbers are formatted by ``experiments.tables`` (the tables' formatter).  An unknown key
+stops the build naming the key, the line and the file that should hold it; a key of a
+configuration the profile did not run becomes "not run (profile ...)".
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+import yaml
+
+from experiments import paths
+from experiments.tables import num, pm
+from paper import BuildError
+
+PLACEHOLDER = re.compile(r"\{\{\s*([^{}|]+?)\s*(?:\|\s*([^{}]+?)\s*)?\}\}")
+
+SOURCES = {  # key prefix -> the file the numbers stage reads it from
+    "metrics": ("reports/metrics/{}.json", "dvc repro train@{}"),
+    "runs": ("reports/runs/{}.json", "dvc repro train@{}"),
+    "claims": ("reports/claims.json", "dvc repro"),
+}
+
+
+def load_numbers(layout: paths.Layout) -> dict:
+    path = layout.numbers
+    if not path.is_file():
+        raise BuildError(f"missing generated file {layout.rel(path)} "
+                         "(written by the DVC stage `numbers`: run `dvc repro numbers`)")
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data.get("values"), dict):
+        raise BuildError(f"{layout.rel(path)} has no `values` mapping; "
+                         "rerun `dvc repro numbers`")
+    return data
+
+
+def source_of(key: str, numbers: dict) -> str:
+    """The file a key should come from, for error messages."""
+    parts = key.split(".")
+    kind = parts[0]
+    if kind in SOURCES and (kind == "claims" or len(parts) > 1):
+        template, how = SOURCES[kind]
+        exp = parts[1] if len(parts) > 1 else "?"
+        path = template.format(exp)
+        exists = (numbers.get("sources") or {}).get(kind if kind == "claims" else f"{kind}.{exp}")
+        state = "read by the numbers stage" if exists else "not found by the numbers stage"
+        return f"{path} ({state}; `{how.format(exp)}` writes it)"
+    known = numbers.get("sources") or {}
+    if kind in known:
+        return f"{known[kind]} (via the numbers stage)"
+    kinds = set(SOURCES) | {k.split(".")[0] for k in known}
+    return ("no generated file: keys start with " + ", ".join(sorted(kinds))
+            + " (see paper/generated/numbers.yaml)")
+
+
+def _digits(spec: str, default: int) -> int:
+    return int(spec) if spec else default
+
+
+def format_value(key: str, fmt: str | None, values: dict) -> str:
+    """The text a placeholder becomes (also used by the tests)."""
+    name, _, arg = (fmt or "").partition(":")
+    name = name.strip()
+    if name in ("pm", "pm_pct"):
+        scale, unit = (100, "%") if name == "pm_pct" else (1, "")
+        return pm(values[f"{key}.mean"], values[f"{key}.std"], scale,
+                  _digits(arg, 1 if name == "pm_pct" else 2), unit=unit)
+    value = values[key]
+    if value is None:
+        return "n/a"
+    numeric = {"pct": (100, 1, False, "%"), "pts": (100, 0, False, ""),
+               "pp": (100, 2, True, ""), "f": (1, 2, False, "")}
+    if name in numeric:
+        scale, digits, signed, unit = numeric[name]
+        return num(value, scale, _digits(arg, digits), signed, unit)
+    if name == "" and isinstance(value, float):
+        return f"{value:g}"
+    if name == "list" or (name == "" and isinstance(value, list)):
+        return ", ".join(map(str, value))
+    if name == "":
+        return str(value)
+    if name == "int":
+        return f"{int(round(value)):d}"
+    if name == "code":
+        return f"`{value}`"
+    raise KeyError(f"unknown format {fmt!r} (pct, pts, pp, pm, pm_pct, f, int, list, code)")
+
+
+def _needed_keys(key: str, fmt: str | None) -> list[str]:
+    if fmt and fmt.split(":")[0].strip() in ("pm", "pm_pct"):
+        return [f"{key}.mean", f"{key}.std"]
+    return [key]
+
+
+def not_run(key: str, values: dict) -> str | None:
+    """The text for a key of a configuration the profile did not run, else None."""
+    parts = key.split(".")
+    if len(parts) < 3 or parts[0] not in ("metrics", "runs"):
+        return None
+    exp = parts[1]
+    rest = key[len(f"{parts[0]}.{exp}."):].removeprefix("configs.")
+    for cfg in values.get(f"pipeline.not_run.{exp}") or []:
+        if rest.startswith(cfg + "."):
+            return f"not run (profile {values.get('pipeline.profile')})"
+    return None
+
+
+def substitute(text: str, numbers: dict, where: str) -> str:
+    values = numbers["values"]
+    out = []
+    for lineno, line in enumerate(text.split("\n"), 1):
+        def repl(m, lineno=lineno):
+            key, fmt = m.group(1).strip(), m.group(2)
+            for k in _needed_keys(key, fmt):
+                if k not in values and not_run(k, values):
+                    return not_run(k, values)
+                if k not in values:
+                    close = difflib.get_close_matches(k, list(values), n=3, cutoff=0.75)
+                    hint = f"; close keys: {', '.join(close)}" if close else ""
+                    raise BuildError(f"{where}:{lineno}: unknown number `{k}`; it should come "
+                                     f"from {source_of(k, numbers)}{hint}")
+            try:
+                return format_value(key, fmt, values)
+            except (KeyError, TypeError, ValueError) as err:
+                raise BuildError(f"{where}:{lineno}: cannot format `{key}` with "
+                                 f"`{fmt}`: {err}") from err
+        out.append(PLACEHOLDER.sub(repl, line))
+    return "\n".join(out)
