@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-from pathlib import Path
 
 from experiments import io, paths, tables
 from experiments import params as params_mod
@@ -210,15 +209,15 @@ def to_markdown(rows: list[dict], settings: dict, profiles: dict) -> str:
     return "\n".join(lines)
 
 
-def load_reports(metrics_dir: Path = paths.METRICS, runs_dir: Path = paths.RUNS,
-                 experiments=None) -> tuple[dict, dict]:
+def load_reports(layout: paths.Layout = paths.LAYOUT, experiments=None) -> tuple[dict, dict]:
+    """(metrics, runs) per experiment, from ``layout``'s reports/metrics and reports/runs."""
     metrics, runs = {}, {}
-    for path in sorted(Path(metrics_dir).glob("*.json")):
+    for path in sorted(layout.metrics.glob("*.json")):
         name = path.stem
         if experiments is not None and name not in experiments:
             continue
         metrics[name] = json.loads(path.read_text())
-        rpath = Path(runs_dir) / f"{name}.json"
+        rpath = layout.report("runs", name)
         if rpath.is_file():
             runs[name] = json.loads(rpath.read_text())
     return metrics, runs

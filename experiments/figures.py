@@ -58,7 +58,7 @@ def plot(curves: pd.DataFrame, title: str):
 
 def save(fig, stem: str) -> None:
     for ext, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None})):
-        with io.atomic_path(paths.FIGURES / f"{stem}.{ext}") as tmp:
+        with io.atomic_path(paths.LAYOUT.figure(stem, ext)) as tmp:
             fig.savefig(tmp, format=ext, dpi=150, metadata=meta)
     plt.close(fig)
     print(f"figures: wrote reports/figures/{stem}.png and .pdf")
@@ -233,19 +233,20 @@ def plot_cosine(diag: pd.DataFrame, title: str):
 
 def experiment_figures(name: str, spec: dict) -> int:
     """Every figure of one experiment; the number written (0 without curves)."""
-    cpath = paths.CURVES / f"{name}.csv"
+    layout = paths.LAYOUT
+    cpath = layout.report("curves", name)
     if not cpath.is_file():
-        print(f"figures: no {cpath.relative_to(paths.ROOT)}; run `dvc repro train@{name}`",
+        print(f"figures: no {layout.rel(cpath)}; run `dvc repro train@{name}`",
               file=sys.stderr)
         return 0
     save(plot(pd.read_csv(cpath), spec["title"]), name)
-    metrics = _read_json(paths.METRICS / f"{name}.json")
-    details = _read_json(paths.RUNS / f"{name}.json")
+    metrics = _read_json(layout.report("metrics", name))
+    details = _read_json(layout.report("runs", name))
     for fig_spec in spec["figures"] if metrics and details else []:
         title = f"{spec['title']}: final test accuracy, {details['profile']} profile"
         save(PLOTS[fig_spec["kind"]](spec, metrics, fig_spec, title),
              f"{name}_{fig_spec['name']}")
-    dpath = paths.DIAGNOSTICS / f"{name}.csv"
+    dpath = layout.report("diagnostics", name)
     diag = pd.read_csv(dpath) if dpath.is_file() else []
     if len(diag):
         save(plot_cosine(diag, f"{spec['title']}: gradient direction"), f"{name}_cosine")
@@ -256,7 +257,7 @@ def main() -> int:
     params = params_mod.load(import_modules=False)
     specs = {}
     for name in params["experiments"]:
-        details = _read_json(paths.RUNS / f"{name}.json")
+        details = _read_json(paths.LAYOUT.report("runs", name))
         specs[name] = params_mod.resolve(params, name, details and details["profile"])
     if sum(experiment_figures(name, spec) for name, spec in specs.items()) == 0:
         print("error: no curves found in reports/curves/", file=sys.stderr)

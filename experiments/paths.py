@@ -49,6 +49,12 @@ class Layout:
         """``path`` relative to the root, with / (as dvc.yaml and messages name files)."""
         return Path(path).relative_to(self.root).as_posix()
 
+    def table(self, experiment: str, ext: str) -> Path:
+        return self.tables / f"{experiment}.{ext}"
+
+    def figure(self, stem: str, ext: str) -> Path:
+        return self.figures / f"{stem}.{ext}"
+
     def report(self, kind: str, experiment: str) -> Path:
         """``reports/<kind>/<experiment>.<json|csv>`` (kind: metrics, runs, curves, ...)."""
         ext = "csv" if kind in ("curves", "diagnostics") else "json"

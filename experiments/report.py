@@ -35,9 +35,9 @@ def main() -> int:
         metrics = json.loads(mpath.read_text())
         details = json.loads(layout.report("runs", name).read_text())
         header, rows = tables.experiment_table(metrics, details)
-        io.write_text(layout.tables / f"{name}.md",
+        io.write_text(layout.table(name, "md"),
                       tables.markdown(header, rows, tables.caption(details)))
-        io.write_text(layout.tables / f"{name}.csv",
+        io.write_text(layout.table(name, "csv"),
                       pd.DataFrame(tables.numeric_rows(metrics, details))
                       .to_csv(index=False, lineterminator="\n"))
         print(f"report: wrote reports/tables/{name}.md and .csv")

@@ -124,7 +124,7 @@ def claims_pairs(items: list[dict]) -> tuple[list[str], dict[str, list[list[str]
     for c in items:
         if c["kind"] != "summary":
             groups[c["claim_id"]].append([
-                c["id"], c["baseline"], c["config"],
+                f"`{c['id']}`", c["baseline"], c["config"],
                 pm(c["baseline_mean"], c["baseline_std"], 100),
                 pm(c["config_mean"], c["config_std"], 100),
                 pm(c["diff_mean"], c["diff_std"], 100, signed=True),

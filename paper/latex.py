@@ -138,8 +138,7 @@ def _claims_pairs(items: list[dict]) -> list[str]:
             out.append(r"\addlinespace")
         out.append(r"\multicolumn{6}{@{}l}{\textit{claim " + escape(claim) + r"}} \\")
         for r in rows:
-            out.append(" & ".join([r"\texttt{" + escape(r[0]) + "}"]
-                                  + [escape(r[i]) for i in keep[1:]]) + r" \\")
+            out.append(" & ".join(escape(r[i]) for i in keep) + r" \\")
     return out + [r"\end{longtable}}"]
 
 

@@ -8,7 +8,7 @@ import freegrad as fg
 import pytest
 import torch
 
-from experiments import claims, loop, rules, train
+from experiments import claims, loop, paths, rules, train
 from experiments import data as D
 from experiments import params as P
 from experiments.tasks import binary_unit as bnn
@@ -139,12 +139,13 @@ def _m(mean, std):
 
 def _write(tmp_path, metrics: dict, seeds=(0, 1, 2)):
     for exp, m in metrics.items():
-        (tmp_path / "metrics").mkdir(exist_ok=True)
-        (tmp_path / "runs").mkdir(exist_ok=True)
-        (tmp_path / "metrics" / f"{exp}.json").write_text(json.dumps(m))
-        (tmp_path / "runs" / f"{exp}.json").write_text(
+        layout = paths.Layout(tmp_path)
+        for d in (layout.metrics, layout.runs):
+            d.mkdir(parents=True, exist_ok=True)
+        layout.report("metrics", exp).write_text(json.dumps(m))
+        layout.report("runs", exp).write_text(
             json.dumps({"profile": "full", "settings": {"seeds": list(seeds)}}))
-    return claims.load_reports(tmp_path / "metrics", tmp_path / "runs")
+    return claims.load_reports(paths.Layout(tmp_path))
 
 
 def _by_id(rows):

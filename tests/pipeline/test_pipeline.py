@@ -111,11 +111,11 @@ def test_summary_figures(workspace):
 
 
 def test_claims_come_from_the_metrics_files(workspace):
-    from experiments import claims
+    from experiments import claims, paths
 
     repo = workspace["repo"]
     rows = json.loads((repo / "reports/claims.json").read_text())
-    metrics, runs = claims.load_reports(repo / "reports/metrics", repo / "reports/runs")
+    metrics, runs = claims.load_reports(paths.Layout(repo))
     from experiments import params as P
 
     params = P.load(repo / "params.yaml", import_modules=False)
