@@ -17,7 +17,7 @@ FORWARD_PARAMS = [(name, {}) for name in FUSED] + [
     ("HardTanh", {"min_val": -0.25, "max_val": 2.0}), ("LeakyReLU", {"negative_slope": 0.2}),
     ("ELU", {"alpha": 0.5}), ("Softplus", {"beta": 2.0, "threshold": 3.0}),
 ]
-SIZES = [1, 33, 2049, 32768, 32769, 65536 * 3 + 17, (1 << 20) + 7]  # serial, both grains, odd tails
+SIZES = [1, 33, 2049, 32768, 32769, 65536 * 3 + 17, (1 << 20) + 7, (1 << 22) + 96 * 1024 + 5]  # serial, both grains, odd tails
 DTYPES = [torch.float32, torch.float64]
 
 
@@ -206,3 +206,19 @@ def test_no_residual_is_left_behind_after_a_fused_forward(module):
     with fg.use("rectangular", scope="activations"):
         fg.Activation("Logistic")(x)
     assert getattr(kernels._pending, "value", None) is None
+
+
+@pytest.mark.parametrize("block", [64, 192, 4096, 65536, 0])
+@pytest.mark.parametrize("forward", ["Logistic", "SiLU", "Softplus", "ELU"])  # ops whose tails differ
+def test_any_block_size_gives_the_same_bits(module, threads, forward, block):
+    spec = FORWARDS[forward]
+    op, scalars = FUSED[forward]
+    for dtype in DTYPES:
+        x = values(300_007, dtype)
+        y, _ = module.fused_interval_forward(x, op, *scalars(spec.defaults), -0.5, 0.5, True, True, block=block)
+        assert same_bits(y, spec.fn(x))
+
+
+def test_a_block_size_that_would_move_the_tails_is_refused(module):
+    with pytest.raises(RuntimeError, match="multiple of 64"):
+        module.fused_interval_forward(torch.randn(100), 0, 0.0, 0.0, -0.5, 0.5, True, True, block=100)

@@ -10,7 +10,7 @@
 // gives for the whole tensor: ATen's vectorised loops treat the last (n mod 2*vector width)
 // elements of each thread's range with scalar code, whose rounding can differ (sigmoid's exp,
 // say), so the blocks follow the same thread ranges (see thread_ranges) and start at multiples
-// of kBlock from each range's start: each block then has the scalar tail exactly where the
+// of the block size from each range's start: each block then has the scalar tail exactly where the
 // whole-tensor call has it.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
@@ -128,8 +128,15 @@ void check_input(const torch::Tensor& t, const char* name) {
 }
 
 // Elements per block of the fused forward: a multiple of every vector loop's step (2 x 64 bytes
-// at most, i.e. 32 floats), small enough that the block of x stays in L2 between the two uses.
-constexpr int64_t kBlock = 65536;
+// at most, i.e. 32 floats). Each block costs one ATen call (~2-5 us); a thread's range is cut in
+// about 8 blocks of 64-256 Ki elements, so the block of x is still in L2/L3 for the mask and the
+// calls stay a small share of the work.
+constexpr int64_t kMinBlock = 65536, kMaxBlock = 262144, kBlocksPerRange = 8, kStep = 64;
+
+int64_t block_size(int64_t range) {
+  const int64_t even = (range / kBlocksPerRange + kStep - 1) / kStep * kStep;
+  return std::min(kMaxBlock, std::max(kMinBlock, even));
+}
 
 int64_t divup(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -174,11 +181,13 @@ void apply_op(int64_t op, at::Tensor& y, const at::Tensor& x, double p0, double 
 
 }  // namespace
 
-// (F(x), 1[lo <= x <= hi]) in one sweep; y and the mask are laid out like x.
+// (F(x), 1[lo <= x <= hi]) in one sweep; y and the mask are laid out like x. block: elements
+// per ATen call, 0 for block_size's choice (any multiple of kStep gives the same bits).
 std::vector<torch::Tensor> fused_interval_forward(const torch::Tensor& input, int64_t op, double p0,
                                                   double p1, double lo, double hi, bool lo_closed,
-                                                  bool hi_closed) {
+                                                  bool hi_closed, int64_t block) {
   check_input(input, "x");
+  TORCH_CHECK(block >= 0 && block % kStep == 0, "block must be 0 (automatic) or a multiple of ", kStep);
   const auto x = input.detach();
   auto y = torch::empty_like(x);
   auto mask = torch::empty_like(x, x.options().dtype(torch::kBool));
@@ -197,8 +206,9 @@ std::vector<torch::Tensor> fused_interval_forward(const torch::Tensor& input, in
       at::AutoDispatchBelowADInplaceOrView below_autograd;  // plain tensors, no graph
       for (int64_t r = first; r < last; ++r) {
         const auto [begin, end] = ranges[r];
-        for (int64_t start = begin; start < end; start += kBlock) {
-          const int64_t stop = std::min(end, start + kBlock);
+        const int64_t step = block > 0 ? block : block_size(end - begin);
+        for (int64_t start = begin; start < end; start += step) {
+          const int64_t stop = std::min(end, start + step);
           auto y_block = flat_y.slice(0, start, stop);
           apply_op(op, y_block, flat_x.slice(0, start, stop), p0, p1, zero);
           fill_interval_serial(xp + start, mp + start, stop - start, lo_t, hi_t,
@@ -266,5 +276,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
   module.def("masked_grad", &masked_grad, "grad * mask in one pass");
   module.def("masked_scalar", &masked_scalar, "value * mask in one pass (value one number)");
   module.def("fused_interval_forward", &fused_interval_forward,
-             "(F(x), 1[lo <= x <= hi]) in one sweep, y bit for bit F's ATen op");
+             "(F(x), 1[lo <= x <= hi]) in one sweep, y bit for bit F's ATen op",
+             py::arg("x"), py::arg("op"), py::arg("p0"), py::arg("p1"), py::arg("lo"), py::arg("hi"),
+             py::arg("lo_closed"), py::arg("hi_closed"), py::arg("block") = 0);
 }
