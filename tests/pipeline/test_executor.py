@@ -1,0 +1,60 @@
+"""The executor setting, and a real Dask LocalCluster running units of work."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from experiments.executor import ADDRESS_ENV, RETRIES, Executor, ExecutorError
+
+
+def _square(unit: int) -> tuple[int, int]:
+    return unit * unit, os.getpid()
+
+
+def _fail_on_three(unit: int) -> int:
+    if unit == 3:
+        raise ValueError("three is bad")
+    return unit
+
+
+def test_default_is_local_and_the_environment_selects_dask(monkeypatch):
+    monkeypatch.delenv(ADDRESS_ENV, raising=False)
+    assert Executor.from_params({}) == Executor()
+    assert Executor.from_params({"executor": {"kind": "local", "address": None, "workers": 2,
+                                              "threads_per_worker": 1}}).kind == "local"
+    monkeypatch.setenv(ADDRESS_ENV, "tcp://127.0.0.1:8786")
+    ex = Executor.from_params({"executor": {"kind": "local"}})
+    assert (ex.kind, ex.address) == ("dask", "tcp://127.0.0.1:8786")
+
+
+@pytest.mark.parametrize("section, named", [
+    ({"kind": "slurm"}, "executor.kind: 'slurm'; accepted: local, dask"),
+    ({"workers": 0}, "executor.workers: 0; accepted: an integer >= 1"),
+    ({"threads_per_worker": "2"}, "executor.threads_per_worker: '2'"),
+    ({"wokers": 2}, "unknown key(s) ['wokers']"),
+])
+def test_bad_settings_name_the_key_and_what_is_accepted(monkeypatch, section, named):
+    monkeypatch.delenv(ADDRESS_ENV, raising=False)
+    with pytest.raises(ExecutorError) as err:
+        Executor.from_params({"executor": section})
+    assert named in str(err.value)
+
+
+def test_local_runs_in_order_in_this_process():
+    out = list(Executor().run([1, 2, 3], _square, str))
+    assert out == [(1, (1, os.getpid())), (2, (4, os.getpid())), (3, (9, os.getpid()))]
+
+
+def test_a_local_cluster_runs_every_unit_in_worker_processes():
+    ex = Executor(kind="dask", workers=2, threads_per_worker=1)
+    out = dict(ex.run([1, 2, 3, 4], _square, lambda u: f"unit{u}"))
+    assert {u: r[0] for u, r in out.items()} == {1: 1, 2: 4, 3: 9, 4: 16}
+    assert os.getpid() not in {r[1] for r in out.values()}
+
+
+def test_a_unit_that_fails_for_good_fails_the_stage_naming_it():
+    ex = Executor(kind="dask", workers=1, threads_per_worker=1)
+    with pytest.raises(ExecutorError, match=f"run unit3 failed .* after {RETRIES} retries"):
+        list(ex.run([1, 3], _fail_on_three, lambda u: f"unit{u}"))
