@@ -58,7 +58,7 @@ def fetch_torchvision(name: str, raw_root: Path, mirror: Path | None) -> dict:
 
     cls = getattr(datasets, TORCHVISION[name])
     folder = cls.__name__
-    raw_folder = raw_root / folder / "raw"
+    raw_folder = paths.torchvision_raw(raw_root, folder)
     if mirror is None:
         try:
             train = cls(str(raw_root), train=True, download=True)
@@ -72,7 +72,7 @@ def fetch_torchvision(name: str, raw_root: Path, mirror: Path | None) -> dict:
             ) from e
     else:
         for filename, md5 in cls.resources:  # verify every file before touching anything
-            src = mirror / folder / "raw" / filename
+            src = paths.torchvision_raw(mirror, folder) / filename
             if not src.is_file():
                 raise DataError(
                     f"{folder}: missing file {src} (expected MD5 {md5}). "
@@ -85,7 +85,8 @@ def fetch_torchvision(name: str, raw_root: Path, mirror: Path | None) -> dict:
                 )
         raw_folder.mkdir(parents=True, exist_ok=True)
         for filename, md5 in cls.resources:
-            src, dst = mirror / folder / "raw" / filename, raw_folder / filename
+            src = paths.torchvision_raw(mirror, folder) / filename
+            dst = raw_folder / filename
             if not check_integrity(str(dst), md5):
                 shutil.copyfile(src, dst)
             extract_archive(str(dst), str(raw_folder), remove_finished=False)
@@ -161,7 +162,7 @@ def prepare(params: dict, out_dir: Path = paths.PROCESSED, raw_root: Path = path
             data = make_ones_sets(**params["data"]["ones_bnn"])
         else:
             raise DataError(f"unknown dataset {name!r}; known: {', '.join(params_mod.DATASETS)}")
-        out = Path(out_dir) / f"{name}.pt"
+        out = paths.processed(name, out_dir)
         io.write_torch(out, data)  # byte-identical from run to run
         sizes = {k: tuple(v.shape) for k, v in data.items() if isinstance(v, torch.Tensor)}
         if "sets" in data:
@@ -172,7 +173,7 @@ def prepare(params: dict, out_dir: Path = paths.PROCESSED, raw_root: Path = path
 
 
 def load(name: str, root: Path = paths.PROCESSED) -> dict:
-    path = Path(root) / f"{name}.pt"
+    path = paths.processed(name, root)
     if not path.is_file():
         raise DataError(f"{path} does not exist; run the data stage first (`dvc repro data`)")
     return torch.load(path, weights_only=True)

@@ -32,7 +32,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from experiments import io, paths  # noqa: E402
+from experiments import io, paths, tables  # noqa: E402
 from experiments import params as params_mod  # noqa: E402
 
 PANELS = [("test_acc", "Test accuracy"), ("train_loss", "Training loss")]
@@ -157,7 +157,8 @@ def _heat_cell(ax, z, i, j, summary: dict | None, fontsize: int) -> None:
         ax.text(j, i, "diverged", ha="center", va="center", fontsize=fontsize)
         return
     z[i, j] = summary["mean"]
-    ax.text(j, i, f"{summary['mean'] * 100:.1f}\n±{summary['std'] * 100:.1f}", ha="center",
+    text = f"{tables.num(summary['mean'], 100, 1)}\n{tables.PM}{tables.num(summary['std'], 100, 1)}"
+    ax.text(j, i, text, ha="center",
             va="center", fontsize=fontsize, color="w" if summary["mean"] < 0.6 else "k")
 
 

@@ -85,7 +85,7 @@ CONFIG_KEYS = {
     # per-configuration overrides of the experiment's settings
     "batch_size": int,
     "lr": float,
-    # the claims (ids of experiments.claims.CLAIMS) this configuration tests
+    # the claims (ids of claims.statements in params.yaml) this configuration tests
     "claims": list,
 }
 REQUIRED_CONFIG_KEYS = ("forward", "backward", "provenance")

@@ -94,5 +94,12 @@ MLFLOW_ARTIFACTS = store_root() / "mlruns"
 RUN_CACHE = store_root() / ".cache" / "runs"
 
 
-def processed(dataset: str) -> Path:
-    return PROCESSED / f"{dataset}.pt"
+def processed(dataset: str, root: Path = PROCESSED) -> Path:
+    """The data stage's file of ``dataset`` (under ``root``, default data/processed)."""
+    return Path(root) / f"{dataset}.pt"
+
+
+def torchvision_raw(root: Path, folder: str) -> Path:
+    """Where torchvision keeps a dataset's original files: <root>/<Dataset>/raw (the layout
+    of data/raw and of a mirror)."""
+    return Path(root) / folder / "raw"
