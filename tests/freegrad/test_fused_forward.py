@@ -222,3 +222,18 @@ def test_any_block_size_gives_the_same_bits(module, threads, forward, block):
 def test_a_block_size_that_would_move_the_tails_is_refused(module):
     with pytest.raises(RuntimeError, match="multiple of 64"):
         module.fused_interval_forward(torch.randn(100), 0, 0.0, 0.0, -0.5, 0.5, True, True, block=100)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_vmap_over_a_mask_rule_activation_takes_the_plain_path(module, layout):
+    """Under vmap the forward sees batched tensors, which cannot report a memory format: the
+    fused path must not ask them (it raised NYI before the checks were reordered)."""
+    x = values(3 * 4 * 6 * 8 * 8, torch.float32).view(3, 4, 6, 8, 8)
+    if layout == "channels_last":
+        x = torch.stack([t.contiguous(memory_format=torch.channels_last) for t in x])
+    act = fg.Activation("Logistic")
+    with fg.use("rectangular", scope="activations"):
+        y = torch.func.vmap(act)(x)
+        grads = torch.func.vmap(torch.func.grad(lambda t: act(t).sum()))(x)
+    assert torch.equal(bits(y), bits(torch.sigmoid(x)))  # NaN included
+    assert torch.equal(grads, ((x >= -0.5) & (x <= 0.5)).float())

@@ -280,9 +280,9 @@ def _use_native(data: torch.Tensor, *others: torch.Tensor) -> bool:
     return (
         data.dtype in NATIVE_DTYPES
         and not torch.is_grad_enabled()
+        and _eager_cpu(data, *others)  # first: a vmap-batched tensor cannot say its layout
         and (data.is_contiguous() or data.is_contiguous(memory_format=torch.channels_last))
         and all(t.shape == data.shape and t.stride() == data.stride() for t in others)
-        and _eager_cpu(data, *others)
         and native() is not None
     )
 
@@ -293,11 +293,11 @@ def _one_number(grad: torch.Tensor, mask: torch.Tensor) -> bool:
     return (
         grad.dtype in NATIVE_DTYPES
         and grad.dim() > 0
+        and not torch.is_grad_enabled()
+        and _eager_cpu(grad, mask)
         and not any(grad.stride())
         and grad.shape == mask.shape
-        and not torch.is_grad_enabled()
         and (mask.is_contiguous() or mask.is_contiguous(memory_format=torch.channels_last))
-        and _eager_cpu(grad, mask)
         and native() is not None
     )
 
