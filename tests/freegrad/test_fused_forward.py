@@ -237,3 +237,12 @@ def test_vmap_over_a_mask_rule_activation_takes_the_plain_path(module, layout):
         grads = torch.func.vmap(torch.func.grad(lambda t: act(t).sum()))(x)
     assert torch.equal(bits(y), bits(torch.sigmoid(x)))  # NaN included
     assert torch.equal(grads, ((x >= -0.5) & (x <= 0.5)).float())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here: the GPU path "
+                    "(PyTorch ops, never the compiled CPU kernels) is tested where one exists")
+def test_cuda_tensors_take_the_pytorch_path_with_the_same_values():
+    x = values(100_000, torch.float32).cuda()
+    y, grad = _run("Logistic", {}, "rectangular", {}, x, torch.ones_like(x))
+    assert torch.equal(bits(y), bits(torch.sigmoid(x)))
+    assert torch.equal(grad, ((x >= -0.5) & (x <= 0.5)).float())

@@ -2,17 +2,29 @@
 
 A mask rule keeps ``mask(x)`` at forward (1 byte per element) and returns
 ``grad · mask`` at backward. Built-in masks are :class:`Interval` s. On the CPU in
-eager mode both steps run as the C++ loops of ``csrc/mask_kernels.cpp``, one pass
-over memory each, where PyTorch needs two comparisons, an ``&`` and a conversion,
-each a pass with a temporary. They are compiled on first use with
-``torch.utils.cpp_extension`` (a C++ compiler and ninja; some seconds, then cached
-on disk for later processes). ``native_status()`` says whether they are in use.
+eager mode both steps run as the C++ loops of ``csrc/mask_kernels.cpp``:
+
+* forward: when the activation is a built-in forward with a native op (Logistic,
+  Tanh, ReLU, ReLU6, HardTanh, LeakyReLU, SiLU, ELU, Softplus, Heaviside, Sign),
+  ``fused_forward`` computes y and the mask in one sweep over x (y bit for bit the
+  native op's); otherwise the mask is one pass of its own (``compute_mask``);
+* backward: ``grad · mask`` in one pass into a fresh gradient (``apply_mask``; also
+  when the gradient is one number expanded, as for ``y.sum()``).
+
+Where PyTorch needs two comparisons, an ``&`` and a conversion, each a pass with a
+temporary. The loops are compiled with ``torch.utils.cpp_extension`` (a C++
+compiler and ninja; 20-50 s) into ``$TORCH_EXTENSIONS_DIR/freegrad_mask_kernels_<hash>``
+(default ~/.cache/torch_extensions), the hash covering the source, the flags, torch's
+version and the Python ABI, so checkouts and venvs do not rebuild each other's build;
+once built, a folder is loaded directly. ``python -m freegrad.kernels build`` builds
+at install time; ``ensure_built()`` builds (or loads) them before anything is timed;
+a build at first use says so on stderr. ``native_status()`` says whether they are in use.
 
 Elsewhere - no compiler, ``FREEGRAD_NATIVE=0``, float16/bfloat16, GPUs,
 torch.func / torch.compile tracing, a backward that builds a graph - the same
 values come from PyTorch ops: on large contiguous CPU tensors chunk by chunk (the
 temporaries stay in cache, the mask converts as uint8, which is vectorised), else
-as plain expressions. Both paths give identical masks and gradients (tested).
+as plain expressions. Both paths give identical y, masks and gradients (tested).
 """
 
 from __future__ import annotations
