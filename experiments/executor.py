@@ -106,6 +106,6 @@ class Executor:
                 yield client
             return
         with LocalCluster(n_workers=self.workers, threads_per_worker=self.threads_per_worker,
-                          processes=True, dashboard_address=None) as cluster, \
+                          processes=True, dashboard_address=":0") as cluster, \
                 Client(cluster) as client:
             yield client

@@ -30,11 +30,13 @@ from pathlib import Path
 import yaml
 
 from experiments import paths
+from experiments.executor import Executor, ExecutorError
 
 PROFILES = ("full", "quick", "smoke")
 DATASETS = ("ones", "ones_bnn", "digits", "mnist", "fashion_mnist")
 OPTIMIZERS = ("sgd", "adam")
-TOP_KEYS = {"profile": str, "data": dict, "experiments": dict, "claims": dict}
+TOP_KEYS = {"profile": str, "data": dict, "experiments": dict, "claims": dict,
+            "executor": dict}
 DATA_KEYS = {"mirror": (str, type(None)), "ones": dict, "ones_bnn": dict}
 ONES_KEYS = {"d": int, "n": int, "tau": float, "test_fraction": float, "seed": int}
 # "Ones" for the binary units: one set per input size d.
@@ -372,6 +374,10 @@ def validate(params: dict, import_modules: bool = True) -> dict:
                     tuple(ONES_BNN_KEYS))
     if "claims" in params:
         _check_keys("claims", params["claims"], CLAIMS_KEYS, tuple(CLAIMS_KEYS))
+    try:  # where runs execute (experiments/executor.py); no stage's param
+        Executor.from_params(params)
+    except ExecutorError as e:
+        raise ParamsError(str(e)) from None
     for name, spec in params["experiments"].items():
         if not isinstance(spec, dict):
             raise ParamsError(f"experiments.{name}: expected a mapping, got {spec!r}")

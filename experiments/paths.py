@@ -55,6 +55,12 @@ class Layout:
     def figure(self, stem: str, ext: str) -> Path:
         return self.figures / f"{stem}.{ext}"
 
+    def run_cache(self) -> Path:
+        """Finished runs kept for resuming a killed stage (experiments/runcache.py); shared,
+        like the MLflow store, with `dvc exp run --temp` copies: entries are keyed by
+        content.  Git- and DVC-ignored."""
+        return store_root(self.root) / ".cache" / "runs"
+
     def report(self, kind: str, experiment: str) -> Path:
         """``reports/<kind>/<experiment>.<json|csv>`` (kind: metrics, runs, curves, ...)."""
         ext = "csv" if kind in ("curves", "diagnostics") else "json"
@@ -89,9 +95,7 @@ def store_root(root: Path = ROOT) -> Path:
 
 MLFLOW_DB = store_root() / "mlruns.db"
 MLFLOW_ARTIFACTS = store_root() / "mlruns"
-# Finished runs kept for resuming a killed stage (experiments/runcache.py); shared, like
-# the MLflow store, with `dvc exp run --temp` copies: entries are keyed by content.
-RUN_CACHE = store_root() / ".cache" / "runs"
+RUN_CACHE = LAYOUT.run_cache()
 
 
 def processed(dataset: str, root: Path = PROCESSED) -> Path:

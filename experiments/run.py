@@ -11,6 +11,7 @@ then logged run by run as if trained one at a time.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import statistics
@@ -62,6 +63,14 @@ class Run:
 
     def curve_rows(self) -> list[dict]:
         return [{"config": self.config, "seed": self.seed, **r} for r in self.rows]
+
+    def to_dict(self) -> dict:
+        """Plain values (JSON and pickle), for the run cache and Dask workers."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Run:
+        return cls(**d)
 
 
 def run_metrics(rows: list[dict], target: float) -> dict:
@@ -176,10 +185,11 @@ def train_one(experiment: str, spec: dict, cname: str, seed: int, data: dict, de
     return run
 
 
-def stacked_rows(experiment: str, spec: dict, cname: str, data: dict, device) -> list | None:
+def stacked_rows(experiment: str, spec: dict, cname: str, seeds: list[int], data: dict,
+                 device) -> list | None:
     """Every seed's rows trained together (``stack_seeds: true``), or None: not asked for,
     not eligible (logged), or a seed diverged (then one seed at a time reports it)."""
-    if not spec.get("stack_seeds") or len(spec["seeds"]) < 2:
+    if not spec.get("stack_seeds") or len(seeds) < 2:
         return None
     task, cfg = params_mod.task_module(spec["task"]), spec["configs"][cname]
     why_not = stacked.eligible(task, spec, cfg, data["meta"])
@@ -187,7 +197,7 @@ def stacked_rows(experiment: str, spec: dict, cname: str, data: dict, device) ->
         log.info("%s %s: seeds trained one at a time (%s)", experiment, cname, why_not)
         return None
     try:
-        return loop.fit_seeds(task, spec, cfg, spec["seeds"], data, device)
+        return loop.fit_seeds(task, spec, cfg, seeds, data, device)
     except loop.Diverged:
         log.info("%s %s: a seed diverged when stacked; training one seed at a time",
                  experiment, cname)
@@ -195,9 +205,11 @@ def stacked_rows(experiment: str, spec: dict, cname: str, data: dict, device) ->
 
 
 def train_config(experiment: str, spec: dict, cname: str, data: dict, device,
-                 **kwargs) -> list[Run]:
-    """Every seed of configuration ``cname``: stacked when possible, else one at a time."""
-    trained = stacked_rows(experiment, spec, cname, data, device)
+                 seeds: list[int] | None = None, **kwargs) -> list[Run]:
+    """The ``seeds`` (default: all) of configuration ``cname``: stacked when possible, else
+    one at a time."""
+    seeds = list(spec["seeds"] if seeds is None else seeds)
+    trained = stacked_rows(experiment, spec, cname, seeds, data, device)
     return [train_one(experiment, spec, cname, seed, data, device,
                       trained=None if trained is None else trained[i], **kwargs)
-            for i, seed in enumerate(spec["seeds"])]
+            for i, seed in enumerate(seeds)]

@@ -34,15 +34,18 @@ import os
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from experiments import data as data_mod
-from experiments import io, paths, tracking
+from experiments import io, paths, runcache, tracking, units
 from experiments import params as params_mod
-from experiments.run import CURVE_FIELDS, DIGITS, RUN_METRICS, Progress, Run, train_config
+from experiments.executor import Executor, ExecutorError
+from experiments.run import CURVE_FIELDS, DIGITS, RUN_METRICS, Progress, Run
+from experiments.runcache import RunCache
 
 log = logging.getLogger("experiments.train")
 
@@ -175,7 +178,9 @@ def write_outputs(name: str, details: dict, runs: list[Run], timings: dict,
     io.write_json(layout.report("timings", name), timings)
 
 
-def _prepare(spec: dict, device) -> dict:
+def prepare(spec: dict, device) -> dict:
+    """The experiment's data, prepared by its task (and cut to the limits when every
+    configuration trains on the same data)."""
     if spec.get("threads") and device.type == "cpu":
         # Tiny models: intra-op threads only add synchronisation (and, on a busy machine,
         # spinning that can make an epoch 100x slower).
@@ -185,35 +190,52 @@ def _prepare(spec: dict, device) -> dict:
     return data if hasattr(task, "config_data") else limit(data, spec)
 
 
+def run_cache(name: str, profile: str, layout: paths.Layout) -> RunCache:
+    """The stage's kept runs (``layout.run_cache()``), keyed by DVC's hashes of
+    ``train@<name>``'s deps."""
+    directory = layout.run_cache()
+    try:
+        hashes = runcache.stage_dependency_hashes(f"train@{name}")
+    except Exception as e:  # no DVC repository, or a stage dvc.yaml does not define
+        log.warning("run cache off for %s (its DVC stage cannot be hashed: %s); every run "
+                    "is trained", name, e)
+        cache = RunCache(name, {}, profile, directory)
+        cache.enabled = False
+        return cache
+    return RunCache(name, hashes, profile, directory)
+
+
 def run_experiment(name: str, params: dict | None = None, root: Path | None = None) -> dict:
-    """Train every configuration and seed of ``name``; write metrics, runs, curves,
-    diagnostics, timings (under ``root``, default the repository).  Returns the details
-    written to ``reports/runs/<name>.json``."""
+    """Train every configuration and seed of ``name`` (reusing kept runs, on the executor
+    of ``params``); write metrics, runs, curves, diagnostics, timings (under ``root``,
+    default the repository).  Returns the details written to ``reports/runs/<name>.json``."""
     params = params if params is not None else params_mod.load()
     profile, spec = params["profile"], params_mod.resolve(params, name)
-    task = params_mod.task_module(spec["task"])
+    layout = paths.Layout(root) if root is not None else paths.LAYOUT
+    executor = Executor.from_params(params)
     configure_determinism()
     device = pick_device()
     t_stage = time.perf_counter()
-    data = _prepare(spec, device)
+    data = units.stage_data(spec, device, prepare)
     import freegrad as fg
 
     tags = {"git_commit": tracking.git_commit(), "dvc_stage": f"train@{name}",
             "freegrad_version": fg.__version__, "profile": profile, "device": device.type}
-    show_bar = sys.stderr.isatty()
-    n_runs = len(spec["configs"]) * len(spec["seeds"])
-    log.info("train@%s: profile=%s device=%s runs=%d epochs=%d", name, profile, device.type,
-             n_runs, spec["epochs"])
-    runs: list[Run] = []
-    with tqdm(total=n_runs * spec["epochs"], disable=not show_bar, desc=name,
-              unit="epoch") as bar:
-        for cname, cfg in spec["configs"].items():
-            cdata = limit(configuration_data(task, data, cfg), spec)
-            runs += train_config(name, spec, cname, cdata, device, profile=profile, tags=tags,
-                                 progress=Progress(bar if show_bar else None))
+    jobs = units.jobs_of(name, profile, spec, tags)
+    n_runs = sum(job.n_runs for job in jobs)
+    log.info("train@%s: profile=%s device=%s runs=%d epochs=%d executor=%s", name, profile,
+             device.type, n_runs, spec["epochs"], executor.describe())
+    show = sys.stderr.isatty()
+    local = executor.kind == "local"
+    with tqdm(total=n_runs, disable=not show, desc=name, unit="run") as bar, \
+            tqdm(total=n_runs * spec["epochs"], disable=not (show and local), desc="epochs",
+                 unit="epoch", position=1, leave=False) as epochs:
+        train = (partial(units.train_unit, progress=Progress(epochs if show else None))
+                 if local else units.train_unit)
+        runs = units.run_all(jobs, run_cache(name, profile, layout), executor, train,
+                             bar if show else None)
     details = details_of(name, profile, spec, data["meta"], runs)
-    write_outputs(name, details, runs, timings_of(name, device, runs, t_stage),
-                  paths.Layout(root) if root is not None else paths.LAYOUT)
+    write_outputs(name, details, runs, timings_of(name, device, runs, t_stage), layout)
     return details
 
 
@@ -222,14 +244,15 @@ def main(argv=None) -> int:
     parser.add_argument("experiment", help="a key of `experiments` in params.yaml")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    for noisy in ("mlflow", "alembic", "sqlalchemy", "urllib3"):
+    for noisy in ("mlflow", "alembic", "sqlalchemy", "urllib3", "distributed"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     tracking.install_sigterm_handler()
     try:
         params = params_mod.load()
         params_mod.resolve(params, args.experiment)
         run_experiment(args.experiment, params)
-    except (params_mod.ParamsError, data_mod.DataError, tracking.TrackingError) as e:
+    except (params_mod.ParamsError, data_mod.DataError, tracking.TrackingError,
+            ExecutorError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

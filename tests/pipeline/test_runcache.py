@@ -71,9 +71,10 @@ def test_dependency_hashes_are_dvcs_own(tmp_path):
     (tmp_path / "data.txt").write_text("3\n")
     (tmp_path / ".dvcignore").write_text("**/__pycache__/\n")
     (tmp_path / "params.yaml").write_text("lr: 0.1\n")
-    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"train": {"foreach": ["x"], "do": {
-        "cmd": "echo ${item} > out-${item}.txt", "deps": ["src", "data.txt"], "params": ["lr"],
-        "outs": ["out-${item}.txt"]}}}}))
+    stage = {"cmd": "echo ${item} > out-${item}.txt", "deps": ["src", "data.txt"],
+             "params": ["lr"], "outs": ["out-${item}.txt"]}
+    (tmp_path / "dvc.yaml").write_text(
+        yaml.safe_dump({"stages": {"train": {"foreach": ["x"], "do": stage}}}))
     sh(["dvc", "repro", "-q"], tmp_path, env)
     locked = yaml.safe_load((tmp_path / "dvc.lock").read_text())["stages"]["train@x"]["deps"]
     assert runcache.stage_dependency_hashes("train@x", tmp_path) == {
