@@ -15,7 +15,7 @@ figures. The published freegrad 1.0.1 is measured the same way in a subprocess (
 pointing at a ``pip install --no-deps --target`` copy), so both packages can be named
 ``freegrad``; it is off unless ``--published`` is given.
 
-    python benchmarks/bench_overhead.py [--rounds 15] [--rows 4096 256] [--threads N]
+    python benchmarks/bench_overhead.py [--rounds 15] [--rows 4096 256] [--threads N] [--clock cpu]
                                         [--published [--published-dir DIR]]
 
 Targets (2 threads): every Interval rule with a one-pass backward <= 0.95x native, no rule
@@ -110,7 +110,7 @@ def _saved_bytes_per_element(fn) -> float:
     return memory.saved_bytes(fn, x) / x.numel()
 
 
-def measure(rounds: int, rows: int, variants: dict, modes=MODES) -> dict:
+def measure(rounds: int, rows: int, variants: dict, modes=MODES, clock=time.perf_counter) -> dict:
     """Per mode: median per-round ratio to native per variant, median native ms; saved bytes."""
     import freegrad
     import freegrad.wrappers  # noqa: F401  (1.0.1 does not import it from the package root)
@@ -133,9 +133,9 @@ def measure(rounds: int, rows: int, variants: dict, modes=MODES) -> dict:
                 _step(fn, x, g, mode)
         for i in range(rounds):
             for name in names[i % len(names):] + names[: i % len(names)]:
-                start = time.perf_counter()
+                start = clock()
                 _step(fns[name], x, g, mode)
-                times[name].append(time.perf_counter() - start)
+                times[name].append(clock() - start)
         native = times["native"]
         out["modes"][mode] = {
             "native_ms": 1000 * statistics.median(native),
@@ -203,6 +203,9 @@ def main() -> None:
     parser.add_argument("--published-dir", type=Path, default=None,
                         help=f"where {PUBLISHED} is (or gets) installed with pip --target")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: the process's CPU time (time.process_time, page faults included), "
+                             "less sensitive to other processes' load; with 1 thread no idle spinning")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
@@ -220,7 +223,9 @@ def main() -> None:
                 published = measure_published(args.rounds, rows, published_dir(args.published_dir))
             except subprocess.CalledProcessError:
                 print(f"(could not install or run {PUBLISHED}; use --published-dir)")
-        report(rows, args.rounds, measure(args.rounds, rows, variants), published)
+        clock = time.process_time if args.clock == "cpu" else time.perf_counter
+        print(f"clock: {clock.__name__}")
+        report(rows, args.rounds, measure(args.rounds, rows, variants, clock=clock), published)
 
 
 if __name__ == "__main__":
