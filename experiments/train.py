@@ -221,10 +221,11 @@ def run_experiment(name: str, params: dict | None = None, root: Path | None = No
 
     tags = {"git_commit": tracking.git_commit(), "dvc_stage": f"train@{name}",
             "freegrad_version": fg.__version__, "profile": profile, "device": device.type}
-    jobs = units.jobs_of(name, profile, spec, tags)
+    jobs = units.jobs_of(name, profile, spec, torch.get_num_threads(), tags)
     n_runs = sum(job.n_runs for job in jobs)
-    log.info("train@%s: profile=%s device=%s runs=%d epochs=%d executor=%s", name, profile,
-             device.type, n_runs, spec["epochs"], executor.describe())
+    log.info("train@%s: profile=%s device=%s threads=%d runs=%d epochs=%d executor=%s", name,
+             profile, device.type, torch.get_num_threads(), n_runs, spec["epochs"],
+             executor.describe())
     show = sys.stderr.isatty()
     local = executor.kind == "local"
     with tqdm(total=n_runs, disable=not show, desc=name, unit="run") as bar, \

@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import torch
+
 from experiments import params as params_mod
 from experiments import rules
 from experiments.executor import Executor
@@ -34,6 +36,7 @@ class Job:
     spec: dict = field(hash=False)
     config: str
     seeds: tuple[int, ...]
+    threads: int  # torch's CPU threads: results follow them (reduction order)
     tags: dict = field(hash=False, default_factory=dict)
 
     @property
@@ -50,15 +53,18 @@ class Job:
         cfg = self.spec["configs"][self.config]
         settings = {k: v for k, v in self.spec.items() if k not in ("configs", "seeds")}
         return cache.key(settings=settings, config=cfg, seeds=list(self.seeds),
+                         threads=self.threads,
                          diagnosed=[rules.diagnosed(self.spec, cfg, self.config, s)
                                     for s in self.seeds])
 
 
-def jobs_of(experiment: str, profile: str, spec: dict, tags: dict) -> list[Job]:
-    """The stage's units, in the order its outputs list runs (configuration, then seed)."""
+def jobs_of(experiment: str, profile: str, spec: dict, threads: int, tags: dict) -> list[Job]:
+    """The stage's units, in the order its outputs list runs (configuration, then seed).
+    ``threads``: the stage's CPU threads, which every unit uses wherever it runs (a Dask
+    worker's default is one), so results do not depend on where a unit executes."""
     stacked = spec.get("stack_seeds") and len(spec["seeds"]) > 1
     groups = [tuple(spec["seeds"])] if stacked else [(s,) for s in spec["seeds"]]
-    return [Job(experiment, profile, spec, cname, seeds, tags)
+    return [Job(experiment, profile, spec, cname, seeds, threads, tags)
             for cname in spec["configs"] for seeds in groups]
 
 
@@ -77,11 +83,15 @@ def stage_data(spec: dict, device, prepare: Callable) -> dict:
 
 def train_unit(job: Job, progress: Progress | None = None) -> list[dict]:
     """Train one unit here (the stage's process or a worker); its runs as dicts."""
+    import freegrad.kernels
+
     from experiments import train  # the stage module: device, determinism, data
 
     train.configure_determinism()
+    freegrad.kernels.ensure_built()  # a first build takes tens of seconds: not in an epoch
     device = train.pick_device()
     data = stage_data(job.spec, device, train.prepare)
+    torch.set_num_threads(job.threads)
     task = params_mod.task_module(job.spec["task"])
     cdata = train.limit(train.configuration_data(task, data, job.spec["configs"][job.config]),
                         job.spec)
