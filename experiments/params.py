@@ -167,7 +167,7 @@ def _check_rule(where: str, cfg: dict) -> None:
     try:
         rule = fg.get(backward)
     except (fg.RuleError, KeyError, TypeError, ValueError) as e:
-        raise ParamsError(f"{where}.backward: unknown rule {backward!r}: {_msg(e)}") from None
+        raise ParamsError(f"{where}.backward: {_msg(e)}") from None  # names the rule
     try:
         rule.bind(dict(cfg.get("rule_params") or {}))
     except (KeyError, TypeError, ValueError) as e:

@@ -130,6 +130,14 @@ def test_params_case(case, given, words):
         assert w in str(err.value), (case, str(err.value))
 
 
+def test_an_unknown_rule_is_named_once():
+    bad = copy.deepcopy(P.load())
+    _EDITS["unknown rule name"](bad)
+    with pytest.raises(P.ParamsError) as err:
+        P.validate(bad)
+    assert str(err.value).count("'rectangulr'") == 1, str(err.value)
+
+
 def _words(case):
     return next(c[2] for c in OTHER_CASES if c[0] == case)
 
