@@ -114,6 +114,15 @@ def _run_params(experiment: str, spec: dict, cname: str, seed: int, meta: dict,
             "lr": loop.setting(spec, cfg, "lr"), "rule": rules.rule_fields(cfg), "data": meta}
 
 
+def description(experiment: str, spec: dict) -> str:
+    """The MLflow experiment's description: what it reproduces and where it comes from."""
+    return (f"{spec['title']}. Reproduces an experiment of Troiano et al. 2025 (arXiv "
+            f"2509.07236); DVC stage train@{experiment}, settings in params.yaml "
+            f"(experiments.{experiment}). One run per (configuration, seed): the tag `config` "
+            "groups a configuration's seeds; final_test_acc, best_test_acc and "
+            "epochs_to_target are each run's results.")
+
+
 def _log_artifacts(mlrun, run: Run) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -166,7 +175,8 @@ def train_one(experiment: str, spec: dict, cname: str, seed: int, data: dict, de
     try:
         with tracking.start(experiment, f"{cname}-seed{seed}",
                             _run_params(experiment, spec, cname, seed, data["meta"], profile),
-                            {**(tags or {}), "config": cname, "seed": seed}) as mlrun:
+                            {**(tags or {}), "config": cname, "seed": seed},
+                            description(experiment, spec)) as mlrun:
             try:
                 rows, diag = _train(mlrun, experiment, spec, cname, seed, data, device,
                                     trained, progress)
@@ -176,6 +186,7 @@ def train_one(experiment: str, spec: dict, cname: str, seed: int, data: dict, de
             run = Run(experiment, cname, seed, rows,
                       rounded(run_metrics(rows, spec["target_accuracy"])), diag,
                       stacked=trained is not None)
+            mlrun.log_summary(run.metrics)
             _log_artifacts(mlrun, run)
     except loop.Diverged as e:
         progress.say(f"error: {experiment} {cname} seed={seed} diverged: {e}; this run stops "

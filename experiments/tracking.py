@@ -182,19 +182,24 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return flat
 
 
-def _experiment_id(mlflow, name: str) -> str:
+DESCRIPTION_TAG = "mlflow.note.content"  # the experiment's description in the MLflow UI
+
+
+def _experiment_id(mlflow, name: str, description: str | None = None) -> str:
+    """The MLflow experiment ``name`` (created when missing), described by ``description``."""
     exp = retry(mlflow.get_experiment_by_name, name)
-    if exp is not None:
-        return exp.experiment_id
-    try:
-        root = artifact_root()
-        return retry(mlflow.create_experiment, name,
-                     artifact_location=f"{root}/{name}" if root else None)
-    except Exception:  # created meanwhile by another process
+    if exp is None:
+        try:
+            root = artifact_root()
+            retry(mlflow.create_experiment, name,
+                  artifact_location=f"{root}/{name}" if root else None)
+        except Exception:  # created meanwhile by another process
+            pass
         exp = retry(mlflow.get_experiment_by_name, name)
-        if exp is None:
-            raise
-        return exp.experiment_id
+    if description and exp.tags.get(DESCRIPTION_TAG) != description:
+        retry(mlflow.MlflowClient().set_experiment_tag, exp.experiment_id, DESCRIPTION_TAG,
+              description)
+    return exp.experiment_id
 
 
 class Run:
@@ -207,6 +212,12 @@ class Run:
     def log_epoch(self, step: int, metrics: dict) -> None:
         retry(self._mlflow.log_metrics, {k: float(v) for k, v in metrics.items()}, step=step)
 
+    def log_summary(self, metrics: dict) -> None:
+        """The run's own results (final and best test accuracy, epochs to target...), as
+        metrics without a step: the MLflow runs list can show them as columns."""
+        retry(self._mlflow.log_metrics, {k: float(v) for k, v in metrics.items()
+                                         if v is not None})
+
     def log_artifact(self, path: Path) -> None:
         retry(self._mlflow.log_artifact, str(path))
 
@@ -218,14 +229,16 @@ _CLEANED: set[tuple[str, str]] = set()
 
 
 @contextmanager
-def start(experiment: str, run_name: str, params: dict, tags: dict) -> Iterator[Run]:
-    """One MLflow run: FINISHED on success, FAILED on error, KILLED on interrupt."""
+def start(experiment: str, run_name: str, params: dict, tags: dict,
+          description: str | None = None) -> Iterator[Run]:
+    """One MLflow run: FINISHED on success, FAILED on error, KILLED on interrupt.
+    ``description``: the MLflow experiment's (set when it differs)."""
     import mlflow
 
     uri = tracking_uri()
     prepare_store(uri)
     mlflow.set_tracking_uri(uri)
-    exp_id = _experiment_id(mlflow, experiment)
+    exp_id = _experiment_id(mlflow, experiment, description)
     if (uri, exp_id) not in _CLEANED:  # once per process and experiment
         close_stale_runs(mlflow.MlflowClient(tracking_uri=uri), exp_id)
         _CLEANED.add((uri, exp_id))

@@ -159,6 +159,14 @@ def test_mlflow_runs(workspace):
         assert {"train_loss", "train_acc", "test_loss", "epoch_seconds"} <= set(r.data.metrics)
         assert {a.path for a in client.list_artifacts(r.info.run_id)} == {
             "metrics.json", "curves.csv"}
+    # The runs list can show each run's results; the experiment says what it reproduces.
+    configs = json.loads((workspace["repo"] / "reports/runs/suc.json").read_text())["configs"]
+    for r in runs:
+        config, seed = r.data.tags["config"], r.data.tags["seed"]
+        assert r.data.metrics["final_test_acc"] == configs[config]["runs"][f"seed_{seed}"][
+            "final_test_acc"]
+        assert "best_test_acc" in r.data.metrics
+    assert "train@suc" in exp.tags["mlflow.note.content"]
     for name in EXPERIMENTS:
         spec = _smoke(name)
         runs = client.search_runs([client.get_experiment_by_name(name).experiment_id])
