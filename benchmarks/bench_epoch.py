@@ -165,7 +165,9 @@ def main() -> None:
                    for name, rule in RULES.items()},
             }
             if args.published_style:
-                variants["(b) published style"] = lambda bs=bs: published_epoch(train_ds, test_ds, bs)
+                variants["(b) published style"] = (
+                    lambda bs=bs: published_epoch(train_ds, test_ds, bs)
+                )
             for fn in variants.values():  # warm-up (first-call initialisation), not timed
                 fn()
             times = {name: [] for name in variants}
@@ -174,7 +176,8 @@ def main() -> None:
                 for name in names[r % len(names):] + names[:r % len(names)]:
                     times[name].append(variants[name]())
             base = times["(a) plain"]
-            print(f"\nbatch size {bs}: (a) plain {statistics.median(base):.2f} s / epoch; {_load()}")
+            print(f"\nbatch size {bs}: (a) plain {statistics.median(base):.2f} s / epoch; "
+                  f"{_load()}")
             print(f"{'variant':<26}{'s/epoch':>9}{'x (a)':>9}{'target':>10}")
             for name in names:
                 ratio = statistics.median(t / b for t, b in zip(times[name], base, strict=True))

@@ -40,7 +40,9 @@ import torch
 COLS = 4096
 PUBLISHED = "freegrad==1.0.1"
 DEFAULT_PUBLISHED_DIR = Path(__file__).resolve().parent / ".cache" / "freegrad-1.0.1"
-MEMORY_MODULE = Path(__file__).resolve().parents[1] / "libs" / "freegrad" / "src" / "freegrad" / "memory.py"
+MEMORY_MODULE = (
+    Path(__file__).resolve().parents[1] / "libs" / "freegrad" / "src" / "freegrad" / "memory.py"
+)
 BASE_VARIANTS = {"no rule": None, "d(Linear)": "d(Linear)", "rectangular": "rectangular"}
 # Interval rules whose backward is one pass g * mask: the <= 0.95x target applies to them.
 ONE_PASS_MASK_RULES = ["rectangular", "straight_through", "d(ReLU)", "d(ReLU6)", "d(HardTanh)"]
@@ -97,7 +99,9 @@ def _variant_fn(freegrad, rule):
 
 
 def _seed(freegrad, rule):
-    stochastic = getattr(freegrad.get(rule), "stochastic", False) if hasattr(freegrad, "get") else False
+    stochastic = (
+        getattr(freegrad.get(rule), "stochastic", False) if hasattr(freegrad, "get") else False
+    )
     return {"seed": 0} if stochastic else {}
 
 
@@ -122,8 +126,11 @@ def measure(rounds: int, rows: int, variants: dict, modes=MODES, clock=time.perf
     torch.manual_seed(0)
     x = torch.randn(rows, COLS, requires_grad=True)
     g = torch.randn(rows, COLS)
-    fns = {"native": torch.sigmoid} | {name: _variant_fn(freegrad, r) for name, r in variants.items()}
-    out = {"version": getattr(freegrad, "__version__", "1.0.1"), "mask_kernels": status, "modes": {},
+    fns = {"native": torch.sigmoid} | {
+        name: _variant_fn(freegrad, r) for name, r in variants.items()
+    }
+    out = {"version": getattr(freegrad, "__version__", "1.0.1"), "mask_kernels": status,
+           "modes": {},
            "saved_bytes_per_element": {name: _saved_bytes_per_element(fns[name]) for name in fns}}
     names = list(fns)
     for mode in modes:
@@ -139,8 +146,12 @@ def measure(rounds: int, rows: int, variants: dict, modes=MODES, clock=time.perf
         native = times["native"]
         out["modes"][mode] = {
             "native_ms": 1000 * statistics.median(native),
-            "ratios": {name: statistics.median(t / n for t, n in zip(times[name], native, strict=True))
-                       for name in variants},
+            "ratios": {
+                name: statistics.median(
+                    t / n for t, n in zip(times[name], native, strict=True)
+                )
+                for name in variants
+            },
         }
     out["load"] = _load()
     return out
@@ -150,7 +161,8 @@ def published_dir(requested: Path | None) -> Path:
     target = requested or DEFAULT_PUBLISHED_DIR
     if not (target / "freegrad").is_dir():
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), PUBLISHED],
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+             "--target", str(target), PUBLISHED],
             check=True,
         )
     return target
@@ -184,7 +196,9 @@ def report(rows: int, rounds: int, ours: dict, published: dict | None) -> None:
             paper_txt = f"{paper[0]} + {paper[1]}" if paper else "-"
             floor = f"{sum(paper) / native_bytes:.2f}x" if paper else "-"
             target = TARGETS.get(name)
-            mark = f"<= {target} {'PASS' if ratio <= target else 'MISS'}" if target else "(no target)"
+            mark = (
+                f"<= {target} {'PASS' if ratio <= target else 'MISS'}" if target else "(no target)"
+            )
             line = f"{name:<17}{paper_txt:>15}{floor:>8}{ratio:>9.3f}x  {mark:<14}"
             if pub:
                 their = published["modes"][mode]["ratios"].get(name)
@@ -202,10 +216,12 @@ def main() -> None:
     parser.add_argument("--published", action="store_true", help=f"also measure {PUBLISHED}")
     parser.add_argument("--published-dir", type=Path, default=None,
                         help=f"where {PUBLISHED} is (or gets) installed with pip --target")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's)")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                        help="cpu: the process's CPU time (time.process_time, page faults included), "
-                             "less sensitive to other processes' load; with 1 thread no idle spinning")
+                        help="cpu: the process's CPU time (time.process_time, "
+                             "page faults included), less sensitive to other processes' load; "
+                             "with 1 thread no idle spinning")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:

@@ -62,7 +62,8 @@ class GroupedLeNet5(nn.Module):
     def __init__(self, models: list[nn.Sequential], act):
         super().__init__()
         s = self.seeds = len(models)
-        conv1, conv2 = nn.Conv2d(s, 6 * s, 5, padding=2, groups=s), nn.Conv2d(6 * s, 16 * s, 5, groups=s)
+        conv1 = nn.Conv2d(s, 6 * s, 5, padding=2, groups=s)
+        conv2 = nn.Conv2d(6 * s, 16 * s, 5, groups=s)
         with torch.no_grad():
             for conv, i in ((conv1, 0), (conv2, 3)):
                 conv.weight.copy_(torch.cat([m[i].weight for m in models]))
@@ -71,7 +72,9 @@ class GroupedLeNet5(nn.Module):
         self.fc = nn.ParameterList()
         for i in (7, 9, 11):
             self.fc.append(nn.Parameter(torch.stack([m[i].weight.detach().t() for m in models])))
-            self.fc.append(nn.Parameter(torch.stack([m[i].bias.detach() for m in models]).unsqueeze(1)))
+            self.fc.append(
+                nn.Parameter(torch.stack([m[i].bias.detach() for m in models]).unsqueeze(1))
+            )
         self.acts = nn.ModuleList([act(), act()])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -124,14 +127,18 @@ def grouped_epoch(lenet, x, y, tx, ty, seeds: list[int]) -> float:
     import freegrad as fg
 
     act = lambda: fg.Activation("Logistic")  # noqa: E731
-    model = GroupedLeNet5(_seed_models(lenet, seeds, act), act).to(memory_format=torch.channels_last)
+    model = GroupedLeNet5(_seed_models(lenet, seeds, act), act).to(
+        memory_format=torch.channels_last
+    )
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     s = len(seeds)
     t0 = time.perf_counter()
     with fg.use(*RULE, scope="activations"):
         model.train()
         for idxs in _batches(len(x), seeds):
-            xb = torch.cat([x[idx] for idx in idxs], dim=1).contiguous(memory_format=torch.channels_last)
+            xb = torch.cat([x[idx] for idx in idxs], dim=1).contiguous(
+                memory_format=torch.channels_last
+            )
             yb = torch.stack([y[idx] for idx in idxs])  # (S, batch)
             out = model(xb)
             # the sum of the S per-seed mean losses
@@ -191,14 +198,16 @@ def check_equivalence(lenet, x, y, seeds: list[int]) -> float:
     idxs = next(iter(_batches(len(x), seeds)))
     with fg.use(*RULE, scope="activations"):
         out = wide(torch.cat([x[idx] for idx in idxs], dim=1))
-        loss = F.cross_entropy(out.reshape(-1, 10), torch.stack([y[idx] for idx in idxs]).reshape(-1)) * len(seeds)
+        targets = torch.stack([y[idx] for idx in idxs]).reshape(-1)
+        loss = F.cross_entropy(out.reshape(-1, 10), targets) * len(seeds)
         loss.backward()
         worst = 0.0
         for k, (m, idx) in enumerate(zip(models, idxs, strict=True)):
             o = m(x[idx])
             F.cross_entropy(o, y[idx]).backward()
             worst = max(worst, (o - out[k]).abs().max().item(),
-                        (m[0].weight.grad - wide.features[0].weight.grad[6 * k:6 * k + 6]).abs().max().item(),
+                        (m[0].weight.grad - wide.features[0].weight.grad[6 * k:6 * k + 6])
+                        .abs().max().item(),
                         (m[11].weight.grad.t() - wide.fc[4].grad[k]).abs().max().item())
     return worst
 
@@ -212,8 +221,10 @@ def lenet_main(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         x, y, tx, ty, _, _ = mnist(Path(tmp), args.train_limit)
     print(f"LeNet-5 / MNIST, {len(x)} train + {len(tx)} test images, rectangular, batch {BATCH}, "
-          f"{len(seeds)} seeds; torch {torch.__version__}, {torch.get_num_threads()} threads; {_load()}")
-    print(f"grouped vs separate, first step: max |difference| {check_equivalence(LeNet5, x, y, seeds):.2e}")
+          f"{len(seeds)} seeds; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"{_load()}")
+    print("grouped vs separate, first step: max |difference| "
+          f"{check_equivalence(LeNet5, x, y, seeds):.2e}")
     variants = {
         "one at a time": lambda *d: sum(single_epoch(LeNet5, *d, s) for s in seeds),
         "grouped": lambda *d: grouped_epoch(LeNet5, *d, seeds),
@@ -276,7 +287,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lenet", action="store_true", help="LeNet-5 stacked seeds (measurement)")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--ways", nargs="+", default=["grouped", "vmap"], choices=["grouped", "vmap"])
+    parser.add_argument("--ways", nargs="+", default=["grouped", "vmap"],
+                        choices=["grouped", "vmap"])
     parser.add_argument("--train-limit", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=None, help="default: 2 with --lenet, else 3")
     parser.add_argument("--epochs", type=int, default=5)

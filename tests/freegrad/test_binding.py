@@ -2,10 +2,9 @@
 
 import threading
 
+import freegrad as fg
 import pytest
 import torch
-
-import freegrad as fg
 
 X = torch.tensor([-2.0, -0.4, 0.1, 0.45, 0.7, 3.0], dtype=torch.float64)
 RECT = ((X >= -0.5) & (X <= 0.5)).double()
@@ -139,7 +138,7 @@ def test_param_rule_is_bound_at_forward_and_applied_after_the_block():
     with changed_nothing():
         with fg.use("scale", {"s": 100.0}, scope="params"):
             out.backward()  # the rule at backward time is ignored
-    for p, g in zip(model.parameters(), plain):
+    for p, g in zip(model.parameters(), plain, strict=True):
         torch.testing.assert_close(p.grad, 3 * g)
 
 
@@ -151,7 +150,7 @@ def test_param_forward_outside_block_gets_plain_gradient():
     out = model(inp).sum()
     with changed_nothing(), fg.use("scale", {"s": 3.0}, scope="params"):
         out.backward()
-    for p, g in zip(model.parameters(), plain):
+    for p, g in zip(model.parameters(), plain, strict=True):
         torch.testing.assert_close(p.grad, g)
 
 
@@ -162,7 +161,7 @@ def test_param_hooks_restore_parameters_and_are_idempotent():
     plain = _param_grads(model, inp)
     with fg.use("scale", {"s": 2.0}, scope="params"):
         scaled = _param_grads(model, inp)
-    for g, h in zip(plain, scaled):
+    for g, h in zip(plain, scaled, strict=True):
         torch.testing.assert_close(h, 2 * g)  # applied once, not twice
     assert all(isinstance(p, torch.nn.Parameter) for p in model.parameters())
     assert all(type(v) is torch.nn.Parameter for v in model[0]._parameters.values())
@@ -209,5 +208,5 @@ def test_exact_limited_to_a_scope_keeps_the_other():
     plain = _param_grads(model, inp)
     with fg.use("scale", {"s": 2.0}, scope="params"), fg.exact(scope="activations"):
         scaled = _param_grads(model, inp)
-    for a, b in zip(plain, scaled):
+    for a, b in zip(plain, scaled, strict=True):
         torch.testing.assert_close(b, 2 * a)

@@ -1,9 +1,8 @@
 """Composition routes params per rule; seeded stochastic rules repeat exactly."""
 
+import freegrad as fg
 import pytest
 import torch
-
-import freegrad as fg
 
 X = torch.tensor([-2.0, -0.4, 0.1, 0.45, 0.7, 3.0])
 RECT = ((X >= -0.5) & (X <= 0.5)).float()

@@ -1,14 +1,14 @@
 """convert() any model; limit rules to layers by name glob, type or predicate."""
 
+import freegrad as fg
 import pytest
 import torch
 import torchvision
 from torch import nn
 
-import freegrad as fg
-
 STANDARD = [
-    (nn.ReLU(), "ReLU"), (nn.ReLU6(), "ReLU6"), (nn.LeakyReLU(0.2), "LeakyReLU"), (nn.ELU(0.5), "ELU"),
+    (nn.ReLU(), "ReLU"), (nn.ReLU6(), "ReLU6"), (nn.LeakyReLU(0.2), "LeakyReLU"),
+    (nn.ELU(0.5), "ELU"),
     (nn.Tanh(), "Tanh"), (nn.Sigmoid(), "Logistic"), (nn.SiLU(), "SiLU"), (nn.GELU("tanh"), "GELU"),
     (nn.Softplus(beta=2.0, threshold=5.0), "Softplus"), (nn.Hardtanh(-2.0, 3.0), "HardTanh"),
 ]
@@ -43,10 +43,10 @@ def test_resnet18_is_bit_identical_after_conversion():
     assert len(replaced) == 9 and all(isinstance(m, nn.ReLU) for m in replaced.values())
     with torch.no_grad():
         assert torch.equal(model(x), before)
-    for a, b in zip(plain, _grads(model, x)):
+    for a, b in zip(plain, _grads(model, x), strict=True):
         assert torch.equal(a, b)
     with fg.use("d(Linear)", scope="activations"):
-        assert not all(torch.equal(a, b) for a, b in zip(plain, _grads(model, x)))
+        assert not all(torch.equal(a, b) for a, b in zip(plain, _grads(model, x), strict=True))
 
 
 def _net():
@@ -77,7 +77,7 @@ def test_rule_limited_by_name_glob_reaches_only_those_layers():
     everywhere = _grads_under(net, x, layers=None)
     module_form = _grads_under(net, x, layers=[net[1][1]])
     nothing = _grads_under(net, x, layers=[])
-    for a, b in zip(limited, module_form):
+    for a, b in zip(limited, module_form, strict=True):
         torch.testing.assert_close(a, b)
     assert not torch.allclose(limited[0], everywhere[0])  # layer 0 kept its true derivative ...
     assert not torch.allclose(limited[0], nothing[0])  # ... below layer 1's constant one
@@ -123,7 +123,7 @@ def test_params_rule_limited_to_layers():
     plain = _grads(net, x)
     with fg.use("scale", {"s": 2.0}, scope="params", layers=fg.select(net, "2")):
         scaled = _grads(net, x)
-    for (name, _), a, b in zip(net.named_parameters(), plain, scaled):
+    for (name, _), a, b in zip(net.named_parameters(), plain, scaled, strict=True):
         torch.testing.assert_close(b, 2 * a if name.startswith("2.") else a)
 
 

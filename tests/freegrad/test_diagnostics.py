@@ -2,12 +2,11 @@
 
 import math
 
+import freegrad as fg
 import pytest
 import torch
-from torch import nn
-
-import freegrad as fg
 from freegrad.diagnostics import GradientDiagnostics, compare, gradient_agreement
+from torch import nn
 
 
 def test_compare_values():
@@ -23,7 +22,9 @@ def test_compare_values():
 
 def _setup():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(6, 8), fg.Activation("Logistic"), nn.BatchNorm1d(8), nn.Linear(8, 3)).double()
+    model = nn.Sequential(
+        nn.Linear(6, 8), fg.Activation("Logistic"), nn.BatchNorm1d(8), nn.Linear(8, 3)
+    ).double()
     x, y = torch.randn(32, 6, dtype=torch.float64), torch.randint(0, 3, (32,))
     return model, (lambda: nn.functional.cross_entropy(model(x), y))
 
@@ -51,7 +52,8 @@ def test_constant_rule_keeps_direction_of_last_layer_but_not_first():
 def test_callback_logs_every_n_steps():
     model, loss_fn = _setup()
     logged = []
-    callback = GradientDiagnostics(model, "rectangular", every=2, log=lambda m, step: logged.append((step, m)))
+    callback = GradientDiagnostics(model, "rectangular", every=2,
+                                   log=lambda m, step: logged.append((step, m)))
     for step in range(5):
         callback(step, loss_fn)
     assert [s for s, _ in logged] == [0, 2, 4]

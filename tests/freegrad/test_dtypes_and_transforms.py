@@ -2,10 +2,9 @@
 
 import contextlib
 
+import freegrad as fg
 import pytest
 import torch
-
-import freegrad as fg
 from freegrad.functional import jvp, vjp
 
 RULES = [("d(Linear)", {}), ("rectangular", {}), ("triangular", {}), ("noise", {"sigma": 0.1}),
@@ -25,7 +24,9 @@ def test_dtype_is_preserved(dtype, rule, params):
 
 
 def test_autocast_bfloat16_on_cpu():
-    model = torch.nn.Sequential(torch.nn.Linear(8, 8), fg.Activation("Logistic"), torch.nn.Linear(8, 1))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(8, 8), fg.Activation("Logistic"), torch.nn.Linear(8, 1)
+    )
     x = torch.randn(4, 8)
     with torch.autocast("cpu", dtype=torch.bfloat16), fg.use("rectangular", scope="activations"):
         out = model(x)
@@ -37,7 +38,8 @@ def test_autocast_bfloat16_on_cpu():
 def _model():
     torch.manual_seed(0)
     return torch.nn.Sequential(
-        torch.nn.Linear(6, 8), fg.Activation("Logistic"), torch.nn.Linear(8, 8), fg.Activation("ReLU"),
+        torch.nn.Linear(6, 8), fg.Activation("Logistic"),
+        torch.nn.Linear(8, 8), fg.Activation("ReLU"),
         torch.nn.Linear(8, 1),
     )
 
@@ -56,11 +58,11 @@ def test_torch_compile_gives_eager_gradients_and_follows_the_rule_in_force(backe
     for rule in [None, "rectangular", "d(Linear)", None]:
         with fg.use(rule, scope="activations") if rule else contextlib.nullcontext():
             eager, comp = _grads(model, x), _grads(compiled, x)
-        for a, b in zip(eager, comp):
+        for a, b in zip(eager, comp, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     with fg.use("d(Linear)", scope="activations"):
         const = _grads(model, x)
-    assert not all(torch.allclose(a, b) for a, b in zip(const, _grads(model, x)))
+    assert not all(torch.allclose(a, b) for a, b in zip(const, _grads(model, x), strict=True))
 
 
 def test_func_grad_and_vmap_through_an_activation():
@@ -83,7 +85,8 @@ def test_jvp_is_exact_forward_mode():
     x = torch.randn(9, dtype=torch.float64)
     v = torch.randn(9, dtype=torch.float64)
     s = torch.sigmoid(x)
-    torch.testing.assert_close(jvp(fg.Activation("Logistic"), x, v), v * s * (1 - s), rtol=1e-12, atol=0)
+    torch.testing.assert_close(jvp(fg.Activation("Logistic"), x, v), v * s * (1 - s),
+                               rtol=1e-12, atol=0)
     torch.testing.assert_close(
         jvp(fg.Activation("Logistic"), x, v, rule="triangular", params={"width": 2.0}),
         v * (1 - x.abs() / 2).clamp_min(0),

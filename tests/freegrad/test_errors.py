@@ -1,9 +1,8 @@
 """Bad input is an error naming what was wrong and what is accepted, never a silent no-op."""
 
+import freegrad as fg
 import pytest
 import torch
-
-import freegrad as fg
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,8 @@ def test_every_example_is_listed():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_example_runs(name):
-    out = subprocess.run([sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, str(EXAMPLES / name)],
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert EXPECTED[name] in out.stdout
     assert "changed nothing" not in out.stderr, out.stderr  # every use block bound its rule

@@ -11,13 +11,16 @@ from freegrad import kernels
 from freegrad.forwards import FORWARDS
 from freegrad.kernels import FUSED, Interval
 
-INTERVAL_RULES = sorted(n for n in fg.names() if isinstance(getattr(fg.get(n), "mask", None), Interval))
+INTERVAL_RULES = sorted(
+    n for n in fg.names() if isinstance(getattr(fg.get(n), "mask", None), Interval)
+)
 # every fused forward with parameters other than its defaults too
 FORWARD_PARAMS = [(name, {}) for name in FUSED] + [
     ("HardTanh", {"min_val": -0.25, "max_val": 2.0}), ("LeakyReLU", {"negative_slope": 0.2}),
     ("ELU", {"alpha": 0.5}), ("Softplus", {"beta": 2.0, "threshold": 3.0}),
 ]
-SIZES = [1, 33, 2049, 32768, 32769, 65536 * 3 + 17, (1 << 20) + 7, (1 << 22) + 96 * 1024 + 5]  # serial, both grains, odd tails
+# serial, both grains, odd tails
+SIZES = [1, 33, 2049, 32768, 32769, 65536 * 3 + 17, (1 << 20) + 7, (1 << 22) + 96 * 1024 + 5]
 DTYPES = [torch.float32, torch.float64]
 
 
@@ -37,8 +40,9 @@ def threads(request):
 
 
 def bits(t: torch.Tensor) -> torch.Tensor:
-    return t.view({torch.float32: torch.int32, torch.float64: torch.int64, torch.float16: torch.int16,
-                   torch.bfloat16: torch.int16, torch.bool: torch.uint8}[t.dtype])
+    return t.view({torch.float32: torch.int32, torch.float64: torch.int64,
+                   torch.float16: torch.int16, torch.bfloat16: torch.int16,
+                   torch.bool: torch.uint8}[t.dtype])
 
 
 def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -49,8 +53,9 @@ def values(n: int, dtype, lo: float = -0.5, hi: float = 0.5) -> torch.Tensor:
     """Noise over the whole range, with NaN, ±inf, ±0, the ends and their neighbours up front."""
     x = torch.randn(n, dtype=dtype, generator=torch.Generator().manual_seed(n)) * 6
     ends = torch.tensor([v for v in (lo, hi) if math.isfinite(v)], dtype=dtype)
-    special = torch.cat([torch.tensor([math.nan, math.inf, -math.inf, 0.0, -0.0, 20.0, -20.0], dtype=dtype),
-                         ends, torch.nextafter(ends, ends + 1), torch.nextafter(ends, ends - 1)])
+    fixed = torch.tensor([math.nan, math.inf, -math.inf, 0.0, -0.0, 20.0, -20.0], dtype=dtype)
+    special = torch.cat([fixed, ends, torch.nextafter(ends, ends + 1),
+                         torch.nextafter(ends, ends - 1)])
     k = min(n, special.numel())
     x[:k] = special[:k]
     return x
@@ -86,11 +91,13 @@ def test_fused_y_is_the_native_op_bit_for_bit_and_the_mask_is_the_interval(modul
                                                                            params, n, dtype):
     spec = FORWARDS[forward]
     op, scalars = FUSED[forward]
-    for lo, hi, closed in ((-0.5, 0.5, (True, True)), (0.0, math.inf, (False, True)), (-1.0, 1.0, (False, False))):
+    for lo, hi, closed in ((-0.5, 0.5, (True, True)), (0.0, math.inf, (False, True)),
+                           (-1.0, 1.0, (False, False))):
         x = values(n, dtype, lo, hi)
-        y, mask = module.fused_interval_forward(x, op, *scalars(spec.defaults | params), lo, hi, *closed)
+        y, mask = module.fused_interval_forward(x, op, *scalars(spec.defaults | params),
+                                                lo, hi, *closed)
         assert same_bits(y, spec.bind(params)(x)), (forward, n, dtype, threads)
-        assert torch.equal(mask, Interval(lambda: (lo, hi), closed)(x))
+        assert torch.equal(mask, Interval(lambda lo=lo, hi=hi: (lo, hi), closed)(x))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -98,9 +105,11 @@ def test_fused_y_is_the_native_op_bit_for_bit_and_the_mask_is_the_interval(modul
 def test_fused_forward_keeps_channels_last_and_2d_layouts(module, threads, forward, dtype):
     spec = FORWARDS[forward]
     op, scalars = FUSED[forward]
-    for x in (values(64 * 6 * 28 * 28, dtype).view(64, 6, 28, 28).contiguous(memory_format=torch.channels_last),
+    nchw = values(64 * 6 * 28 * 28, dtype).view(64, 6, 28, 28)
+    for x in (nchw.contiguous(memory_format=torch.channels_last),
               values(256 * 513, dtype).view(256, 513)):
-        y, mask = module.fused_interval_forward(x, op, *scalars(spec.defaults), -0.5, 0.5, True, True)
+        y, mask = module.fused_interval_forward(x, op, *scalars(spec.defaults),
+                                                -0.5, 0.5, True, True)
         assert same_bits(y, spec.fn(x))
         assert mask.stride() == x.stride() and torch.equal(mask, (x >= -0.5) & (x <= 0.5))
 
@@ -124,8 +133,8 @@ def _fallback(monkeypatch):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("rule", INTERVAL_RULES)
 @pytest.mark.parametrize("forward,params", FORWARD_PARAMS)
-def test_activation_with_a_mask_rule_equals_the_fallback_bit_for_bit(spy, monkeypatch, forward, params,
-                                                                    rule, dtype):
+def test_activation_with_a_mask_rule_equals_the_fallback_bit_for_bit(spy, monkeypatch, forward,
+                                                                    params, rule, dtype):
     n = 65536 * 2 + 5
     x, g = values(n, dtype), torch.randn(n, dtype=dtype)
     g[:3] = torch.tensor([math.nan, -1.0, math.inf])
@@ -164,7 +173,8 @@ def test_other_dtypes_are_not_fused_and_keep_their_values(spy, dtype):
     x = values(5000, torch.float32).to(dtype)
     y, grad = _run("Logistic", {}, "rectangular", {}, x, torch.ones(5000, dtype=dtype))
     assert "fused_interval_forward" not in spy.calls
-    assert same_bits(y, torch.sigmoid(x)) and torch.equal(grad, ((x >= -0.5) & (x <= 0.5)).to(dtype))
+    assert same_bits(y, torch.sigmoid(x))
+    assert torch.equal(grad, ((x >= -0.5) & (x <= 0.5)).to(dtype))
 
 
 @pytest.mark.parametrize("forward,rule", [("Linear", "rectangular"), ("GELU", "rectangular"),
@@ -209,19 +219,22 @@ def test_no_residual_is_left_behind_after_a_fused_forward(module):
 
 
 @pytest.mark.parametrize("block", [64, 192, 4096, 65536, 0])
-@pytest.mark.parametrize("forward", ["Logistic", "SiLU", "Softplus", "ELU"])  # ops whose tails differ
+# ops whose tails differ
+@pytest.mark.parametrize("forward", ["Logistic", "SiLU", "Softplus", "ELU"])
 def test_any_block_size_gives_the_same_bits(module, threads, forward, block):
     spec = FORWARDS[forward]
     op, scalars = FUSED[forward]
     for dtype in DTYPES:
         x = values(300_007, dtype)
-        y, _ = module.fused_interval_forward(x, op, *scalars(spec.defaults), -0.5, 0.5, True, True, block=block)
+        y, _ = module.fused_interval_forward(x, op, *scalars(spec.defaults), -0.5, 0.5, True, True,
+                                             block=block)
         assert same_bits(y, spec.fn(x))
 
 
 def test_a_block_size_that_would_move_the_tails_is_refused(module):
     with pytest.raises(RuntimeError, match="multiple of 64"):
-        module.fused_interval_forward(torch.randn(100), 0, 0.0, 0.0, -0.5, 0.5, True, True, block=100)
+        module.fused_interval_forward(torch.randn(100), 0, 0.0, 0.0, -0.5, 0.5, True, True,
+                                      block=100)
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])

@@ -193,7 +193,8 @@ def test_a_build_at_first_use_says_so_on_stderr(monkeypatch, tmp_path, capfd):
 
     def failing_load(name, sources, **kwargs):
         assert re.fullmatch(BUILD_NAME, name) and kwargs["build_directory"] == str(tmp_path / name)
-        assert sources == [str(tmp_path / name / kernels.SOURCE.name)]  # one path for every checkout
+        # one path for every checkout
+        assert sources == [str(tmp_path / name / kernels.SOURCE.name)]
         raise RuntimeError("no compiler here")
 
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))

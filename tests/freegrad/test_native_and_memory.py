@@ -1,12 +1,11 @@
 """No rule costs nothing; with a rule, only what it needs is saved for backward."""
 
+import freegrad as fg
 import pytest
 import torch
 import torch.nn.functional as F
-
-import freegrad as fg
-from freegrad.memory import saved_bytes
 from freegrad.forwards import FORWARDS
+from freegrad.memory import saved_bytes
 
 NATIVE = {
     "Linear": lambda x: x,
@@ -111,7 +110,8 @@ def test_a_forward_under_no_grad_computes_no_mask_even_with_a_rule(monkeypatch):
         with fg.use("rectangular", scope="activations"), torch.no_grad():
             y = fg.Activation("Logistic")(x)
     assert y.grad_fn is None and torch.equal(y, torch.sigmoid(x.detach()))
-    with fg.use("rectangular", scope="activations"), pytest.raises(AssertionError, match="no backward"):
+    with fg.use("rectangular", scope="activations"), \
+            pytest.raises(AssertionError, match="no backward"):
         fg.Activation("Logistic")(x)  # with grad enabled the mask is needed
 
 

@@ -4,11 +4,10 @@ import re
 import warnings
 from pathlib import Path
 
+import freegrad as fg
 import pytest
 import torch
 from torch import nn
-
-import freegrad as fg
 
 CHANGED_NOTHING = r"use\('rectangular', scope='activations'\) changed nothing.*fg\.convert"
 

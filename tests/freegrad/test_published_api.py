@@ -1,10 +1,9 @@
 """The call forms of the published freegrad 1.0.1 keep working."""
 
-import pytest
-import torch
-
 import freegrad
 import freegrad as fg
+import pytest
+import torch
 from freegrad.functional import jvp, vjp
 from freegrad.hook import attach_param_hooks
 from freegrad.wrappers import Activation

@@ -2,13 +2,13 @@
 
 import math
 
+import freegrad as fg
 import pytest
 import torch
-
-import freegrad as fg
 from freegrad.forwards import FORWARDS
 
-X = torch.tensor([-6.5, -5.0, -2.0, -1.0, -0.5, -0.25, 0.0, 0.3, 0.5, 1.0, 2.5, 5.0, 6.0, 7.0], dtype=torch.float64)
+X = torch.tensor([-6.5, -5.0, -2.0, -1.0, -0.5, -0.25, 0.0, 0.3, 0.5, 1.0, 2.5, 5.0, 6.0, 7.0],
+                 dtype=torch.float64)
 G = torch.linspace(-1.5, 2.0, X.numel(), dtype=torch.float64)
 
 
@@ -20,7 +20,8 @@ def ind(cond):
     return cond.to(torch.float64)
 
 
-# name -> (params, expected grad_in as a function of (g, x)); the formulas of docs/rules.md, written out.
+# name -> (params, expected grad_in as a function of (g, x));
+# the formulas of docs/rules.md, written out.
 FORMULAS = {
     "d(Linear)": ({}, lambda g, x: g),
     "d(ReLU)": ({}, lambda g, x: g * ind(x > 0)),
@@ -30,20 +31,24 @@ FORMULAS = {
     "d(Tanh)": ({}, lambda g, x: g * (1 - torch.tanh(x) ** 2)),
     "d(Logistic)": ({}, lambda g, x: g * sig(x) * (1 - sig(x))),
     "d(SiLU)": ({}, lambda g, x: g * sig(x) * (1 + x * (1 - sig(x)))),
-    "d(GELU)": ({}, lambda g, x: g * (0.5 * (1 + torch.erf(x / math.sqrt(2))) + x * torch.exp(-x * x / 2) / math.sqrt(2 * math.pi))),
-    "d(Softplus)": ({"beta": 2.0, "threshold": 4.0}, lambda g, x: g * torch.where(2 * x > 4, 1.0, sig(2 * x))),
+    "d(GELU)": ({}, lambda g, x: g * (0.5 * (1 + torch.erf(x / math.sqrt(2)))
+                                     + x * torch.exp(-x * x / 2) / math.sqrt(2 * math.pi))),
+    "d(Softplus)": ({"beta": 2.0, "threshold": 4.0},
+                    lambda g, x: g * torch.where(2 * x > 4, 1.0, sig(2 * x))),
     "d(Heaviside)": ({}, lambda g, x: 0 * g),
     "d(Sign)": ({}, lambda g, x: 0 * g),
     "d(HardTanh)": ({"min_val": -2.0, "max_val": 2.5}, lambda g, x: g * ind((x > -2) & (x < 2.5))),
     "rectangular": ({"a": -0.5, "b": 1.0}, lambda g, x: g * ind((x >= -0.5) & (x <= 1.0))),
     "triangular": ({"width": 2.0}, lambda g, x: g * torch.clamp(1 - x.abs() / 2, min=0)),
     "scale": ({"s": -3.0}, lambda g, x: -3 * g),
-    "clip_norm": ({"max_norm": 0.5}, lambda g, x: g * min(1.0, 0.5 / float(torch.sqrt((g**2).sum())))),
+    "clip_norm": ({"max_norm": 0.5},
+                  lambda g, x: g * min(1.0, 0.5 / float(torch.sqrt((g**2).sum())))),
     "centralize": ({}, lambda g, x: g - g.mean()),
     "arctan": ({"alpha": 3.0}, lambda g, x: g * 1.5 / (1 + (math.pi / 2 * 3 * x) ** 2)),
     "fast_sigmoid": ({"slope": 10.0}, lambda g, x: g / (1 + 10 * x.abs()) ** 2),
     "sigmoid": ({"slope": 5.0}, lambda g, x: g * 5 * sig(5 * x) * (1 - sig(5 * x))),
-    "gaussian": ({"sigma": 0.8}, lambda g, x: g * torch.exp(-(x**2) / (2 * 0.64)) / (0.8 * math.sqrt(2 * math.pi))),
+    "gaussian": ({"sigma": 0.8},
+                 lambda g, x: g * torch.exp(-(x**2) / (2 * 0.64)) / (0.8 * math.sqrt(2 * math.pi))),
     "straight_through": ({"threshold": 1.0}, lambda g, x: g * ind(x.abs() <= 1)),
 }
 
@@ -52,15 +57,19 @@ NOISY = {
     "noise": ({"sigma": 0.3}, lambda g, x, n, u: g + 0.3 * n),
     "full_jam": ({}, lambda g, x, n, u: g * u),
     "positive_jam": ({}, lambda g, x, n, u: g * u * ind(x >= 0)),
-    "rectangular_jam": ({"a": -2.0, "b": 2.5}, lambda g, x, n, u: g * u * ind((x >= -2) & (x <= 2.5))),
+    "rectangular_jam": ({"a": -2.0, "b": 2.5},
+                        lambda g, x, n, u: g * u * ind((x >= -2) & (x <= 2.5))),
 }
 NOISY_OPTIONS = [
     ("noise", {"sigma": 0.3, "mode": "multiplicative"}, lambda g, x, n, u: g * (1 + 0.3 * n)),
     ("full_jam", {"mode": "sign"}, lambda g, x, n, u: torch.sign(g) * u),
     ("positive_jam", {"test": "grad"}, lambda g, x, n, u: g * u * ind(g >= 0)),
-    ("positive_jam", {"test": "grad", "mode": "sign"}, lambda g, x, n, u: torch.sign(g) * u * ind(g >= 0)),
-    ("rectangular_jam", {"a": -0.5, "b": 0.5, "test": "grad"}, lambda g, x, n, u: g * u * ind((g >= -0.5) & (g <= 0.5))),
-    ("rectangular_jam", {"mode": "sign"}, lambda g, x, n, u: torch.sign(g) * u * ind((x >= -5) & (x <= 5))),
+    ("positive_jam", {"test": "grad", "mode": "sign"},
+     lambda g, x, n, u: torch.sign(g) * u * ind(g >= 0)),
+    ("rectangular_jam", {"a": -0.5, "b": 0.5, "test": "grad"},
+     lambda g, x, n, u: g * u * ind((g >= -0.5) & (g <= 0.5))),
+    ("rectangular_jam", {"mode": "sign"},
+     lambda g, x, n, u: torch.sign(g) * u * ind((x >= -5) & (x <= 5))),
 ]
 
 
@@ -70,7 +79,8 @@ def test_every_registered_rule_has_a_formula_test():
 
 def test_exactly_the_noisy_rules_are_marked_stochastic():
     assert {n for n in fg.names() if fg.get(n).stochastic} == set(NOISY)
-    assert fg.compose("rectangular", "noise").stochastic and not fg.compose("rectangular").stochastic
+    assert fg.compose("rectangular", "noise").stochastic
+    assert not fg.compose("rectangular").stochastic
 
 
 @pytest.mark.parametrize("name", sorted(FORMULAS))
@@ -123,7 +133,8 @@ def test_jamming_reading_on_grad_saves_nothing():
     assert fg.get("rectangular_jam").bind({}).saves == "mask"
 
 
-DERIVATIVE_POINTS = torch.tensor([-3.1, -1.7, -0.9, -0.3, 0.2, 0.45, 0.8, 1.3, 2.2, 3.7], dtype=torch.float64)
+DERIVATIVE_POINTS = torch.tensor([-3.1, -1.7, -0.9, -0.3, 0.2, 0.45, 0.8, 1.3, 2.2, 3.7],
+                                 dtype=torch.float64)
 FORWARD_PARAMS = {
     "LeakyReLU": {"negative_slope": 0.1},
     "ELU": {"alpha": 0.5},

@@ -2,17 +2,18 @@
 
 import io
 
+import freegrad as fg
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-import freegrad as fg
-
 
 def _model():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(4, 8), fg.Activation("LeakyReLU", negative_slope=0.1), nn.Linear(8, 2))
+    model = nn.Sequential(
+        nn.Linear(4, 8), fg.Activation("LeakyReLU", negative_slope=0.1), nn.Linear(8, 2)
+    )
     fg.attach_param_hooks(model)
     return model
 
@@ -33,10 +34,12 @@ def _roundtrip(obj):
 
 def test_state_dict_roundtrip_and_reattached_hooks():
     model, x = _model(), torch.randn(5, 4)
-    fresh = nn.Sequential(nn.Linear(4, 8), fg.Activation("LeakyReLU", negative_slope=0.1), nn.Linear(8, 2))
+    fresh = nn.Sequential(
+        nn.Linear(4, 8), fg.Activation("LeakyReLU", negative_slope=0.1), nn.Linear(8, 2)
+    )
     fresh.load_state_dict(_roundtrip(model.state_dict()))
     fg.attach_param_hooks(fresh)  # the one documented call after loading a state_dict
-    for a, b in zip(_grads(model, x), _grads(fresh, x)):
+    for a, b in zip(_grads(model, x), _grads(fresh, x), strict=True):
         torch.testing.assert_close(a, b)
 
 
@@ -44,10 +47,10 @@ def test_whole_model_save_keeps_activation_and_param_hooks():
     model, x = _model(), torch.randn(5, 4)
     loaded = _roundtrip(model)
     assert loaded[1].params == {"negative_slope": 0.1}
-    for a, b in zip(_grads(model, x), _grads(loaded, x)):
+    for a, b in zip(_grads(model, x), _grads(loaded, x), strict=True):
         torch.testing.assert_close(a, b)
     fg.attach_param_hooks(loaded)  # idempotent: still applied once
-    for a, b in zip(_grads(model, x), _grads(loaded, x)):
+    for a, b in zip(_grads(model, x), _grads(loaded, x), strict=True):
         torch.testing.assert_close(a, b)
 
 
@@ -69,7 +72,9 @@ def test_seeded_noise_resumes_its_stream_after_reload():
     opt1 = torch.optim.SGD(first.parameters(), lr=0.1)
     gen = torch.Generator().manual_seed(3)
     _train(first, opt1, gen, 2, x)
-    ckpt = _roundtrip({"model": first.state_dict(), "opt": opt1.state_dict(), "rng": gen.get_state()})
+    ckpt = _roundtrip(
+        {"model": first.state_dict(), "opt": opt1.state_dict(), "rng": gen.get_state()}
+    )
 
     resumed = _model()
     opt2 = torch.optim.SGD(resumed.parameters(), lr=0.1)
@@ -78,7 +83,7 @@ def test_seeded_noise_resumes_its_stream_after_reload():
     gen2 = torch.Generator()
     gen2.set_state(ckpt["rng"])
     _train(resumed, opt2, gen2, 2, x)
-    for a, b in zip(model.parameters(), resumed.parameters()):
+    for a, b in zip(model.parameters(), resumed.parameters(), strict=True):
         assert torch.equal(a, b)
 
 
@@ -111,7 +116,8 @@ def _ddp_worker(rank, world, init_file, case, out_file):
 
 def _ddp_grads(tmp_path, case):
     out = tmp_path / f"{case}.pt"
-    mp.spawn(_ddp_worker, args=(2, str(tmp_path / f"init-{case}"), case, str(out)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / f"init-{case}"), case, str(out)),
+             nprocs=2, join=True)
     return torch.load(out)
 
 
@@ -125,15 +131,16 @@ def _single(rule, params, scope, x):
 def test_ddp_activation_rule_equals_one_process_on_the_same_data(tmp_path):
     ddp = _ddp_grads(tmp_path, "activations")
     single = _single(*RULES["activations"], X)
-    for a, b in zip(ddp, single):
+    for a, b in zip(ddp, single, strict=True):
         torch.testing.assert_close(a, b)
 
 
 def test_ddp_param_rule_acts_before_the_all_reduce(tmp_path):
     ddp = _ddp_grads(tmp_path, "params")
     per_rank = [_single(*RULES["params"], shard) for shard in X.chunk(2)]
-    before = [(a + b) / 2 for a, b in zip(*per_rank)]  # each rank clips its own gradient, then the mean
-    for a, b in zip(ddp, before):
+    # each rank clips its own gradient, then the mean
+    before = [(a + b) / 2 for a, b in zip(*per_rank, strict=True)]
+    for a, b in zip(ddp, before, strict=True):
         torch.testing.assert_close(a, b)
     after = _single(*RULES["params"], X)  # clipping the all-reduced gradient would give this
-    assert not all(torch.allclose(a, b) for a, b in zip(ddp, after))
+    assert not all(torch.allclose(a, b) for a, b in zip(ddp, after, strict=True))

@@ -3,10 +3,9 @@
     python libs/freegrad/examples/convert_and_target.py
 """
 
+import freegrad as fg
 import torch
 import torchvision
-
-import freegrad as fg
 
 torch.manual_seed(0)
 model = torchvision.models.resnet18(weights=None, num_classes=10)
@@ -16,8 +15,10 @@ print(f"converted {len(replaced)} activation modules: {list(replaced)[:4]} ...")
 x, y = torch.randn(4, 3, 64, 64), torch.randint(0, 10, (4,))
 loss_fn = torch.nn.CrossEntropyLoss()
 
-# A rectangular derivative in the last stage only, a constant one in the stem, true derivatives elsewhere.
-with fg.use("rectangular", {"a": -1.0, "b": 1.0}, scope="activations", layers=fg.select(model, "layer4.*")), \
+# A rectangular derivative in the last stage only, a constant one in the stem,
+# true derivatives elsewhere.
+with fg.use("rectangular", {"a": -1.0, "b": 1.0}, scope="activations",
+            layers=fg.select(model, "layer4.*")), \
         fg.use("d(Linear)", scope="activations", layers=fg.select(model, "relu")):
     loss = loss_fn(model(x), y)
 loss.backward()

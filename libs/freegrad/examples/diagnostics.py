@@ -3,11 +3,10 @@
     python libs/freegrad/examples/diagnostics.py
 """
 
-import torch
-from torch import nn
-
 import freegrad as fg
+import torch
 from freegrad.diagnostics import GradientDiagnostics
+from torch import nn
 
 torch.manual_seed(0)
 x = torch.randn(256, 20)

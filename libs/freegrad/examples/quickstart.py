@@ -3,9 +3,8 @@
     python libs/freegrad/examples/quickstart.py
 """
 
-import torch
-
 import freegrad as fg
+import torch
 
 x = torch.linspace(-2, 2, 9, requires_grad=True)
 act = fg.Activation("Logistic")
@@ -22,7 +21,8 @@ for rule, params in [(None, None), ("d(Linear)", None), ("rectangular", {"a": -0
     print(f"{rule or 'true derivative':>16}: {[round(v, 3) for v in x.grad.tolist()]}")
 
 
-@fg.register("cubic_window", saves="input", formula="g · max(0, 1 − |x|³)", source="quickstart example")
+@fg.register("cubic_window", saves="input", formula="g · max(0, 1 − |x|³)",
+             source="quickstart example")
 def cubic_window(ctx, grad_out, input, power=3.0):
     return grad_out * (1 - input.abs() ** power).clamp_min(0)
 

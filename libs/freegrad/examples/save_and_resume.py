@@ -5,10 +5,9 @@
 
 import io
 
+import freegrad as fg
 import torch
 from torch import nn
-
-import freegrad as fg
 
 
 def make():
@@ -44,5 +43,8 @@ opt.load_state_dict(ckpt["opt"])
 gen = torch.Generator()
 gen.set_state(ckpt["rng"])  # the noise stream continues where it stopped
 train(model, opt, gen, 5, x)
-same = all(torch.equal(a, b) for a, b in zip(straight.parameters(), model.parameters()))
+same = all(
+    torch.equal(a, b)
+    for a, b in zip(straight.parameters(), model.parameters(), strict=True)
+)
 print(f"resumed run identical to the uninterrupted one: {same}")

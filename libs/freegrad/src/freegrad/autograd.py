@@ -17,7 +17,9 @@ from .context import Binding, RuleContext
 from .kernels import fused_forward
 
 
-def run_rule(binding: Binding, scope: str, forward: str | None, grad: torch.Tensor, residual) -> torch.Tensor:
+def run_rule(
+    binding: Binding, scope: str, forward: str | None, grad: torch.Tensor, residual
+) -> torch.Tensor:
     """Apply the bound rule to ``grad`` and check that it returned a usable gradient."""
     ctx = RuleContext(binding.bound.name, scope, forward, binding.generator_for(grad.device))
     out = binding.bound.backward(ctx, grad, residual)
@@ -39,7 +41,8 @@ class ActivationFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(x: torch.Tensor, fn: Callable, forward: str, binding: Binding) -> torch.Tensor:
-        return fused_forward(x, fn, forward, binding.bound)  # fn(x), with the rule's mask where it can
+        # fn(x), with the rule's mask where it can
+        return fused_forward(x, fn, forward, binding.bound)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -52,7 +55,8 @@ class ActivationFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return run_rule(ctx.binding, "activations", ctx.forward, grad, ctx.saved_tensors), None, None, None
+        grad_in = run_rule(ctx.binding, "activations", ctx.forward, grad, ctx.saved_tensors)
+        return grad_in, None, None, None
 
     @staticmethod
     def jvp(ctx, x_tangent, *_):

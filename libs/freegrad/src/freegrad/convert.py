@@ -13,7 +13,6 @@ from torch import nn
 
 from .wrappers import Activation
 
-
 # module type -> (freegrad forward, attributes carried over as its params)
 CONVERTIBLE: dict[type, tuple[str, tuple[str, ...]]] = {
     nn.ReLU: ("ReLU", ()),

@@ -1,4 +1,5 @@
-"""How far a rule moves the gradient from the true one (Proposition 1 of Troiano et al. 2025, measured).
+"""How far a rule moves the gradient from the true one
+(Proposition 1 of Troiano et al. 2025, measured).
 
 For one batch, per parameter tensor ``p`` with true gradient ``t`` and gradient
 under the rule ``r``:
@@ -31,13 +32,17 @@ def compare(true: torch.Tensor, other: torch.Tensor) -> dict[str, float]:
     nt, nr = float(t.norm()), float(r.norm())
     cosine = float(t @ r) / (nt * nr) if nt > 0 and nr > 0 else 0.0
     ratio = nr / nt if nt > 0 else (math.inf if nr > 0 else 1.0)
-    return {"cosine": cosine, "sign_agreement": float((t.sign() == r.sign()).double().mean()), "norm_ratio": ratio}
+    sign_agreement = float((t.sign() == r.sign()).double().mean())
+    return {"cosine": cosine, "sign_agreement": sign_agreement, "norm_ratio": ratio}
 
 
 def _gradients(model: nn.Module, loss_fn: Callable[[], torch.Tensor]) -> dict[str, torch.Tensor]:
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     grads = torch.autograd.grad(loss_fn(), [p for _, p in named], allow_unused=True)
-    return {n: (g if g is not None else torch.zeros_like(p)) for (n, p), g in zip(named, grads)}
+    return {
+        n: (g if g is not None else torch.zeros_like(p))
+        for (n, p), g in zip(named, grads, strict=True)
+    }
 
 
 def gradient_agreement(
@@ -48,7 +53,8 @@ def gradient_agreement(
     scope: str = "activations",
     **use_kwargs: Any,
 ) -> dict[str, dict[str, float]]:
-    """``{parameter name: {cosine, sign_agreement, norm_ratio}}`` plus ``"all"`` (every parameter as one vector).
+    """``{parameter name: {cosine, sign_agreement, norm_ratio}}`` plus ``"all"``
+    (every parameter as one vector).
 
     ``loss_fn()`` computes the loss of one batch with ``model``; it runs twice,
     once with the true derivatives (inside ``fg.exact()``, so a training run's own
@@ -82,8 +88,9 @@ class GradientDiagnostics:
     ``mlflow.log_metrics(metrics, step=step)``; ``history`` keeps every measurement.
     """
 
-    def __init__(self, model: nn.Module, rule: Any, params=None, scope="activations", *, every: int = 100,
-                 log: Callable[[dict[str, float], int], None] | None = None, **use_kwargs):
+    def __init__(self, model: nn.Module, rule: Any, params=None, scope="activations", *,
+                 every: int = 100, log: Callable[[dict[str, float], int], None] | None = None,
+                 **use_kwargs):
         if every < 1:
             raise ValueError(f"every={every!r} must be >= 1")
         use(rule, params, scope, **use_kwargs)  # bad rule or params fail now, not at step N
@@ -94,7 +101,8 @@ class GradientDiagnostics:
     def __call__(self, step: int, loss_fn: Callable[[], torch.Tensor]) -> dict | None:
         if step % self.every:
             return None
-        result = gradient_agreement(self.model, loss_fn, self.rule, self.params, self.scope, **self.use_kwargs)
+        result = gradient_agreement(self.model, loss_fn, self.rule, self.params, self.scope,
+                                    **self.use_kwargs)
         self.history.append((step, result))
         if self.log is not None:
             self.log({f"{m}/{name}": v[m] for name, v in result.items() for m in METRICS}, step)

@@ -65,7 +65,9 @@ class Forward:
                 f"it accepts {sorted(self.defaults) or 'no parameters'}"
             )
         if self.name == "GELU" and params.get("approximate", "none") not in ("none", "tanh"):
-            raise ValueError(f"GELU approximate={params['approximate']!r}; accepted: 'none', 'tanh'")
+            raise ValueError(
+                f"GELU approximate={params['approximate']!r}; accepted: 'none', 'tanh'"
+            )
         return functools.partial(self.fn, **params) if params else self.fn
 
 

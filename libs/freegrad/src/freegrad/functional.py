@@ -37,7 +37,8 @@ def _differentiated(x: torch.Tensor) -> bool:
 
 
 def apply_activation(
-    x: torch.Tensor, forward: str, fn: Callable, native_grad: bool, module: torch.nn.Module | None = None
+    x: torch.Tensor, forward: str, fn: Callable, native_grad: bool,
+    module: torch.nn.Module | None = None,
 ) -> torch.Tensor:
     """``fn(x)`` with the activation rule in force now (for ``module``) bound to its backward."""
     if not _differentiated(x):
@@ -51,7 +52,8 @@ def apply_activation(
 
 
 def activation(x: torch.Tensor, forward: str = "ReLU", **params) -> torch.Tensor:
-    """The forward ``forward`` (e.g. "Logistic") applied to ``x``; its backward follows the rule in force."""
+    """The forward ``forward`` (e.g. "Logistic") applied to ``x``;
+    its backward follows the rule in force."""
     spec = get_forward(forward)
     return apply_activation(x, forward, spec.bind(params), spec.native_grad)
 

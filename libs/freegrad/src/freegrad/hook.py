@@ -61,7 +61,8 @@ def attach_param_hooks(model: nn.Module) -> _Handles:
     """
     pairs = []
     for module in model.modules():
-        if module.__dict__.get(_ATTACHED) or not any(True for _ in module.parameters(recurse=False)):
+        has_own_params = any(True for _ in module.parameters(recurse=False))
+        if module.__dict__.get(_ATTACHED) or not has_own_params:
             continue
         handles = [
             module.register_forward_pre_hook(_bind_params),

@@ -201,7 +201,9 @@ class Composite(_Callable):
     accepts them; params fixed per part (``(rule, params)`` pairs) always win.
     """
 
-    def __init__(self, parts: list[tuple[Rule | Composite, dict[str, Any]]], name: str | None = None):
+    def __init__(
+        self, parts: list[tuple[Rule | Composite, dict[str, Any]]], name: str | None = None
+    ):
         self.parts = parts
         self.name = name or "compose(" + ", ".join(rule.name for rule, _ in parts) + ")"
         self.defaults = {}
@@ -285,8 +287,8 @@ def register(
         if isinstance(fn, (Rule, Composite)):
             rule = fn.renamed(name)
         else:
-            rule = Rule(name, fn, saves=saves, mask=mask, check=check, formula=formula, source=source,
-                        stochastic=stochastic)
+            rule = Rule(name, fn, saves=saves, mask=mask, check=check, formula=formula,
+                        source=source, stochastic=stochastic)
         _RULES[name] = rule
         return rule
 
@@ -330,7 +332,8 @@ def compose(*rules: str | Callable | AnyRule | tuple[Any, Mapping[str, Any]]) ->
     """Rules in series, first applied first: ``compose("clip_norm", "noise")``.
 
     Each item is a rule (name, callable or rule) or a ``(rule, params)`` pair
-    fixing that part's params: ``compose(("clip_norm", {"max_norm": 1.0}), ("noise", {"sigma": 0.1}))``.
+    fixing that part's params:
+    ``compose(("clip_norm", {"max_norm": 1.0}), ("noise", {"sigma": 0.1}))``.
     """
     if not rules:
         raise ValueError("compose needs at least one rule")

@@ -22,7 +22,9 @@ Spec = str | type | tuple | Callable[[str, nn.Module], bool]
 def _matches(spec: Spec, name: str, module: nn.Module) -> bool:
     if isinstance(spec, str):
         return fnmatch.fnmatchcase(name, spec)
-    if isinstance(spec, type) or (isinstance(spec, tuple) and all(isinstance(t, type) for t in spec)):
+    if isinstance(spec, type) or (
+        isinstance(spec, tuple) and all(isinstance(t, type) for t in spec)
+    ):
         return isinstance(module, spec)
     if callable(spec):
         return bool(spec(name, module))
@@ -41,14 +43,18 @@ class Selection(frozenset):
 def select(model: nn.Module, *specs: Spec) -> Selection:
     """The modules of ``model`` matched by any of ``specs``, with their submodules."""
     if not specs:
-        raise ValueError("select needs at least one spec: a name glob, a module type or a predicate")
+        raise ValueError(
+            "select needs at least one spec: a name glob, a module type or a predicate"
+        )
     named = list(model.named_modules())
     chosen: dict[nn.Module, str] = {}
     for spec in specs:
         hits = [(n, m) for n, m in named if _matches(spec, n, m)]
         if not hits:
             sample = [n for n, _ in named if n][:12]
-            raise ValueError(f"layer spec {spec!r} matches no module of the model; names include {sample}")
+            raise ValueError(
+                f"layer spec {spec!r} matches no module of the model; names include {sample}"
+            )
         for name, module in hits:
             for sub_name, sub in module.named_modules(prefix=name):
                 chosen.setdefault(sub, sub_name)

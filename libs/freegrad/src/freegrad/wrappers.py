@@ -1,4 +1,5 @@
-"""``Activation``: an ``nn.Module`` whose forward is a native op and whose backward follows the rule in force."""
+"""``Activation``: an ``nn.Module`` whose forward is a native op
+and whose backward follows the rule in force."""
 
 from __future__ import annotations
 

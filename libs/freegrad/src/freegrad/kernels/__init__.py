@@ -131,7 +131,8 @@ def build_name(source: bytes, cflags: list[str], ldflags: list[str]) -> str:
 
 
 def build_dir(name: str) -> Path:
-    """Where ``name`` is built: ``$TORCH_EXTENSIONS_DIR/<name>`` (default ~/.cache/torch_extensions)."""
+    """Where ``name`` is built: ``$TORCH_EXTENSIONS_DIR/<name>``
+    (default ~/.cache/torch_extensions)."""
     from torch.utils import cpp_extension
 
     root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()
@@ -411,7 +412,8 @@ def _fusable(fn: Callable, forward: str, bound) -> tuple | None:
     params = spec.defaults | given
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in params.values()):
         return None
-    return (op, *map(float, scalars(params)), *map(float, mask.bounds(**bound.params)), *mask.closed)
+    return (op, *map(float, scalars(params)), *map(float, mask.bounds(**bound.params)),
+            *mask.closed)
 
 
 def fused_forward(x: torch.Tensor, fn: Callable, forward: str, bound) -> torch.Tensor:

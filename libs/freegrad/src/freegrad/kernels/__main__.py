@@ -16,7 +16,8 @@ from freegrad import kernels
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m freegrad.kernels", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m freegrad.kernels",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["build", "status"],
                         help="build: build or load now; status: say whether they are in use")
     args = parser.parse_args(argv)

@@ -82,7 +82,9 @@ _K = math.sqrt(2 / math.pi)
 def d_gelu(ctx, grad_out, input, approximate="none"):
     if approximate == "tanh":
         t = torch.tanh(_K * (input + 0.044715 * input**3))
-        return grad_out * (0.5 * (1 + t) + 0.5 * input * (1 - t * t) * _K * (1 + 3 * 0.044715 * input**2))
+        return grad_out * (
+            0.5 * (1 + t) + 0.5 * input * (1 - t * t) * _K * (1 + 3 * 0.044715 * input**2)
+        )
     cdf = 0.5 * (1 + torch.erf(input / math.sqrt(2)))
     pdf = torch.exp(-0.5 * input**2) / math.sqrt(2 * math.pi)
     return grad_out * (cdf + input * pdf)
