@@ -23,6 +23,7 @@ a ``GPU`` resource (``dask worker --resources GPU=1``), every task asks for one.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 ADDRESS_ENV = "FREEGRAD_DASK_ADDRESS"
 RETRIES = 2
 KINDS = ("local", "dask")
+
+log = logging.getLogger("experiments.executor")
 
 
 class ExecutorError(RuntimeError):
@@ -68,19 +71,31 @@ class Executor:
         return f"dask at {self.address}" if self.address else (
             f"dask LocalCluster ({self.workers} workers x {self.threads_per_worker} threads)")
 
-    def run(self, units: list, train: Callable, name: Callable[[object], str]) -> Iterator:
-        """Yield ``(unit, result)`` as each unit finishes (local: in order)."""
+    def run(self, units: list, train: Callable, name: Callable[[object], str],
+            unit_threads: int = 1) -> Iterator:
+        """Yield ``(unit, result)`` as each unit finishes (local: in order).  Each unit
+        uses ``unit_threads`` CPU threads wherever it runs."""
         if self.kind == "local":
             for unit in units:
                 yield unit, train(unit)
             return
-        yield from self._run_dask(units, train, name)
+        yield from self._run_dask(units, train, name, unit_threads)
 
-    def _run_dask(self, units: list, train: Callable, name: Callable[[object], str]
-                  ) -> Iterator:
+    def local_workers(self, unit_threads: int) -> int:
+        """A LocalCluster's worker count: ``workers``, but no more than the CPUs can run at
+        once when each unit uses ``unit_threads`` threads (OpenMP threads that outnumber
+        the cores spin against each other: an epoch took 7x longer)."""
+        fit = max(1, (os.cpu_count() or 1) // max(1, unit_threads))
+        if fit < self.workers:
+            log.warning("executor: %d LocalCluster workers x %d threads per unit exceed %d "
+                        "CPUs; starting %d", self.workers, unit_threads, os.cpu_count(), fit)
+        return min(self.workers, fit)
+
+    def _run_dask(self, units: list, train: Callable, name: Callable[[object], str],
+                  unit_threads: int) -> Iterator:
         from distributed import as_completed
 
-        with self._client() as client:
+        with self._client(unit_threads) as client:
             workers = client.scheduler_info()["workers"].values()
             gpu = any("GPU" in w.get("resources", {}) for w in workers)
             futures = {client.submit(train, unit, key=f"{name(unit)}-{i}", pure=False,
@@ -98,14 +113,15 @@ class Executor:
                 yield unit, result
 
     @contextlib.contextmanager
-    def _client(self) -> Iterable:
+    def _client(self, unit_threads: int) -> Iterable:
         from distributed import Client, LocalCluster
 
         if self.address:
             with Client(self.address) as client:
                 yield client
             return
-        with LocalCluster(n_workers=self.workers, threads_per_worker=self.threads_per_worker,
+        with LocalCluster(n_workers=self.local_workers(unit_threads),
+                          threads_per_worker=self.threads_per_worker,
                           processes=True, dashboard_address=":0") as cluster, \
                 Client(cluster) as client:
             yield client

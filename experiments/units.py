@@ -131,7 +131,8 @@ def run_all(jobs: list[Job], cache: RunCache, executor: Executor,
             results[job] = kept["runs"]
             say(f"{tally.add(job.n_runs, False)} {job.name}: reused")
     todo = [job for job in jobs if job not in results]
-    for job, runs in executor.run(todo, train, lambda j: j.name):
+    threads = max((job.threads for job in todo), default=1)
+    for job, runs in executor.run(todo, train, lambda j: j.name, threads):
         cache.store(keys[job], {"runs": runs})
         results[job] = runs
         say(f"{tally.add(job.n_runs, True)} {job.name}: trained")

@@ -58,3 +58,10 @@ def test_a_unit_that_fails_for_good_fails_the_stage_naming_it():
     ex = Executor(kind="dask", workers=1, threads_per_worker=1)
     with pytest.raises(ExecutorError, match=f"run unit3 failed .* after {RETRIES} retries"):
         list(ex.run([1, 3], _fail_on_three, lambda u: f"unit{u}"))
+
+
+def test_a_local_cluster_never_runs_more_threads_than_cpus(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    ex = Executor(kind="dask", workers=2)
+    assert ex.local_workers(1) == 2 and ex.local_workers(2) == 1 and ex.local_workers(4) == 1
+    assert Executor(kind="dask", workers=1).local_workers(1) == 1
