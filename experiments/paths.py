@@ -29,7 +29,8 @@ class Layout:
         self.reports = self.root / "reports"
         self.metrics = self.reports / "metrics"  # <experiment>.json, DVC metrics: mean/std
         self.runs = self.reports / "runs"  # <experiment>.json, settings, per-run metrics
-        self.curves = self.reports / "curves"  # <experiment>.csv, DVC plots (per epoch)
+        self.summary = self.reports / "summary"  # <experiment>.json, DVC metrics: final acc.
+        self.curves = self.reports / "curves"  # <experiment>.csv, per run and epoch
         self.timings = self.reports / "timings"  # <experiment>.json, wall times (machine)
         self.diagnostics = self.reports / "diagnostics"  # <experiment>.csv, gradient direction
         self.claims_md = self.reports / "claims.md"  # the paper's claims judged
@@ -61,8 +62,14 @@ class Layout:
         content.  Git- and DVC-ignored."""
         return store_root(self.root) / ".cache" / "runs"
 
+    def mean_curves(self, experiment: str) -> Path:
+        """``reports/curves/<experiment>_mean.csv``: mean test accuracy per configuration
+        and epoch (a DVC plot)."""
+        return self.curves / f"{experiment}_mean.csv"
+
     def report(self, kind: str, experiment: str) -> Path:
-        """``reports/<kind>/<experiment>.<json|csv>`` (kind: metrics, runs, curves, ...)."""
+        """``reports/<kind>/<experiment>.<json|csv>`` (kind: summary, metrics, runs, curves,
+        ...)."""
         ext = "csv" if kind in ("curves", "diagnostics") else "json"
         return getattr(self, kind) / f"{experiment}.{ext}"
 

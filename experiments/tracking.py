@@ -47,11 +47,16 @@ class Terminated(KeyboardInterrupt):
     """Raised in the main thread on SIGTERM, so runs end KILLED like on Ctrl-C."""
 
 
-def install_sigterm_handler() -> None:
+def install_signal_handlers() -> None:
+    """SIGTERM raises ``Terminated``; SIGINT raises KeyboardInterrupt even when the parent
+    started this process with SIGINT ignored (Python then keeps it ignored), so a Ctrl-C
+    of the process group always ends the run KILLED."""
+
     def handler(signum, frame):
         raise Terminated(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def tracking_uri() -> str:

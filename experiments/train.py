@@ -7,11 +7,15 @@ Reads ``params.yaml`` (the active ``profile`` and ``experiments.<name>``, resolv
 one ``Run`` each, one MLflow run each; ``experiments.loop``: the training itself) and
 writes, atomically, in one place (``write_outputs``):
 
-* ``reports/metrics/<name>.json`` - mean/std over seeds per configuration, numbers
-  only (the DVC metrics, compact enough for ``dvc exp show``).
+* ``reports/summary/<name>.json`` - ``{<name>: {<config>: mean final test accuracy}}`` (the
+  DVC metrics: one ``dvc exp show`` column, ``<name>.<config>``, per configuration).
+* ``reports/metrics/<name>.json`` - mean/std over seeds of every run metric per
+  configuration, numbers only (what the tables, claims and paper read).
 * ``reports/runs/<name>.json`` - settings, provenance and per-run metrics.
   Both are deterministic: two CPU runs give byte-identical files (no times).
-* ``reports/curves/<name>.csv`` - per-epoch curves of every run (DVC plots).
+* ``reports/curves/<name>.csv`` - per-epoch curves of every run;
+  ``reports/curves/<name>_mean.csv`` their mean test accuracy per configuration (the DVC
+  plot).
 * ``reports/diagnostics/<name>.csv`` - gradient-direction diagnostics (cosine, sign
   agreement, norm ratio per parameter tensor against the true gradient) every few steps,
   for the configurations and seeds ``diagnostics`` names; only a header when none.
@@ -164,14 +168,44 @@ def timings_of(name: str, device, runs: list[Run], t_stage: float) -> dict:
             "torch_threads": torch.get_num_threads()}
 
 
+def summary_file(name: str, metrics: dict) -> dict:
+    """The stage's DVC metrics (``reports/summary/<name>.json``): per configuration its mean
+    final test accuracy, one number, under the experiment's name, so that ``dvc exp show``
+    has one short column per configuration, ``<name>.<config>`` (the detail stays in
+    ``reports/metrics/<name>.json``)."""
+    return {name: {cname: m["final_test_acc"]["mean"] for cname, m in metrics.items()}}
+
+
+MEAN_CURVE_FIELDS = ["config", "epoch", "test_acc"]
+
+
+def mean_curves_text(curves_text: str) -> str:
+    """The DVC plot ``reports/curves/<name>_mean.csv``: per configuration and epoch, the
+    mean test accuracy over the seeds that reached that epoch, from the per-run curves
+    (``reports/curves/<name>.csv``, as written: the same file gives the same means)."""
+    import csv
+    import io as _io
+
+    sums: dict = {}
+    for row in csv.DictReader(_io.StringIO(curves_text)):
+        if row["test_acc"] not in ("", "nan"):
+            sums.setdefault((row["config"], int(row["epoch"])), []).append(float(row["test_acc"]))
+    rows = [{"config": c, "epoch": e, "test_acc": statistics.fmean(v)}
+            for (c, e), v in sums.items()]
+    return io.csv_text(rows, MEAN_CURVE_FIELDS, DIGITS)
+
+
 def write_outputs(name: str, details: dict, runs: list[Run], timings: dict,
                   layout: paths.Layout = paths.LAYOUT) -> None:
-    """Every file of the stage, each written atomically."""
-    io.write_json(layout.report("metrics", name), metrics_file(details))
+    """Every file of the stage, each written atomically (DVC keeps them in place while the
+    stage runs, ``persist: true``: a stage that fails leaves the previous results)."""
+    metrics = metrics_file(details)
+    curves = io.csv_text([row for r in runs for row in r.curve_rows()], CURVE_FIELDS, DIGITS)
+    io.write_json(layout.report("metrics", name), metrics)
     io.write_json(layout.report("runs", name), details)
-    io.write_text(layout.report("curves", name),
-                  io.csv_text([row for r in runs for row in r.curve_rows()], CURVE_FIELDS,
-                              DIGITS))
+    io.write_text(layout.report("curves", name), curves)
+    io.write_text(layout.mean_curves(name), mean_curves_text(curves))
+    io.write_json(layout.report("summary", name), summary_file(name, metrics))
     io.write_text(layout.report("diagnostics", name),
                   io.csv_text([row for r in runs for row in r.diagnostics], DIAG_FIELDS,
                               DIGITS))
@@ -247,7 +281,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     for noisy in ("mlflow", "alembic", "sqlalchemy", "urllib3", "distributed"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    tracking.install_sigterm_handler()
+    tracking.install_signal_handlers()
     try:
         params = params_mod.load()
         params_mod.resolve(params, args.experiment)
