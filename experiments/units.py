@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from experiments import environment, rules
 from experiments import params as params_mod
-from experiments import rules
 from experiments.executor import Executor
 from experiments.run import Progress, Run, train_config
 from experiments.runcache import RunCache, digest
@@ -85,16 +85,14 @@ def train_unit(job: Job, progress: Progress | None = None) -> list[dict]:
     """Train one unit here (the stage's process or a worker); its runs as dicts."""
     import freegrad.kernels
 
-    from experiments import train  # the stage module: device, determinism, data
-
-    train.configure_determinism()
+    environment.configure_determinism()
     freegrad.kernels.ensure_built()  # a first build takes tens of seconds: not in an epoch
-    device = train.pick_device()
-    data = stage_data(job.spec, device, train.prepare)
+    device = environment.pick_device()
+    data = stage_data(job.spec, device, environment.prepare)
     torch.set_num_threads(job.threads)
     task = params_mod.task_module(job.spec["task"])
-    cdata = train.limit(train.configuration_data(task, data, job.spec["configs"][job.config]),
-                        job.spec)
+    cfg = job.spec["configs"][job.config]
+    cdata = environment.limit(environment.configuration_data(task, data, cfg), job.spec)
     runs = train_config(job.experiment, job.spec, job.config, cdata, device,
                         seeds=list(job.seeds), profile=job.profile, tags=job.tags,
                         progress=progress)

@@ -8,7 +8,7 @@ import freegrad as fg
 import pytest
 import torch
 
-from experiments import claims, loop, paths, rules, train
+from experiments import claims, environment, loop, paths, rules
 from experiments import data as D
 from experiments import params as P
 from experiments.tasks import binary_unit as bnn
@@ -79,7 +79,7 @@ def test_per_config_batch_size_lr_and_limits():
     assert loop.setting(spec, {}, "lr") == 0.01
     data = {"train_x": torch.arange(500), "train_y": torch.arange(500),
             "test_x": torch.arange(50), "test_y": torch.arange(50), "meta": {}}
-    small = train.limit(data, spec)
+    small = environment.limit(data, spec)
     assert torch.equal(small["train_x"], torch.arange(100)) and len(small["test_x"]) == 50
     assert small["meta"] == {"train_n": 100, "test_n": 50}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from experiments import data as D
-from experiments import loop, stacked, train
+from experiments import environment, loop, stacked, train
 from experiments import params as P
 from experiments.tasks import binary_unit as bnn
 from experiments.tasks import digits_mlp as mlp
@@ -21,7 +21,7 @@ def _data(module, spec, cfg, params):
            D.make_ones_sets(**params["data"]["ones_bnn"]) if name == "ones_bnn" else
            D.make_digits())
     data = module.prepare(raw, "cpu")
-    return train.configuration_data(module, data, cfg)
+    return environment.configuration_data(module, data, cfg)
 
 
 CASES = [("suc", suc, "standard"), ("suc", suc, "constant"), ("mlp", mlp, "constant"),

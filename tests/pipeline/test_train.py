@@ -4,7 +4,7 @@ import json
 import pytest
 
 from experiments import data as D
-from experiments import loop, rules, run, train
+from experiments import environment, loop, rules, run, train
 from experiments import params as P
 from experiments.tasks import single_unit as suc
 
@@ -35,7 +35,7 @@ def test_fit_is_repeatable_and_learns(config):
     spec["epochs"] = 3
     cfg = spec["configs"][config]
     raw = D.make_ones(**params["data"]["ones"])
-    data = suc.prepare(raw, train.pick_device())
+    data = suc.prepare(raw, environment.pick_device())
     a = loop.fit(suc, spec, cfg, 0, data, "cpu")
     b = loop.fit(suc, spec, cfg, 0, data, "cpu")
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in a]
