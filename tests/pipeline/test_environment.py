@@ -3,12 +3,17 @@ version installed here (so `make install` next year builds this same stack)."""
 
 from __future__ import annotations
 
+import ast
+import json
 import re
+import shutil
 from importlib import metadata
 
+import yaml
 from packaging.requirements import Requirement
 
 from experiments import paths
+from tests.conftest import new_workspace, sh
 
 LOCK = paths.ROOT / "requirements.lock"
 
@@ -58,3 +63,51 @@ def test_the_lock_pins_every_dependency_at_the_installed_version():
 def test_make_install_installs_from_the_lock():
     makefile = (paths.ROOT / "Makefile").read_text()
     assert "pip install --quiet -c requirements.lock" in makefile
+
+
+def test_a_fresh_clone_after_install_has_no_changed_code_deps(tmp_path_factory):
+    """`dvc status` of a fresh clone, with the build artefacts `make install` leaves in the
+    tree (an egg-info beside the package), reports no committed stage's code or params as
+    changed (data/ is DVC's cache, absent from a clone: those deps are not counted)."""
+    ws = new_workspace(tmp_path_factory, "clone")
+    repo, env = ws["repo"], ws["env"]
+    shutil.copy2(paths.ROOT / "dvc.lock", repo / "dvc.lock")
+    info = repo / "libs/freegrad/src/freegrad.egg-info"
+    info.mkdir()
+    (info / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: freegrad\n")
+    status = json.loads(sh(["dvc", "status", "--json"], repo, env).stdout)
+    changed = {}
+    for stage, entries in status.items():
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue
+            for dep in entry.get("changed deps", {}) | entry.get("changed params", {}):
+                if not dep.startswith("data/"):
+                    changed.setdefault(stage, []).append(dep)
+    locked = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    assert {s: c for s, c in changed.items() if s in locked} == {}
+
+
+def _imported_modules(module: str, seen: set[str] | None = None) -> set[str]:
+    """The ``experiments`` modules ``module`` imports, recursively (static imports)."""
+    seen = set() if seen is None else seen
+    path = paths.ROOT / (module.replace(".", "/") + ".py")
+    seen.add(module)
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("experiments"):
+            names = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names if a.name.startswith("experiments")]
+        for name in names:
+            if (paths.ROOT / (name.replace(".", "/") + ".py")).is_file() and name not in seen:
+                _imported_modules(name, seen)
+    return seen
+
+
+def test_train_stages_depend_on_every_module_they_import():
+    """A module the stage runs but dvc.yaml does not list would change results unseen."""
+    deps = yaml.safe_load((paths.ROOT / "dvc.yaml").read_text())["stages"]["train"]["do"]["deps"]
+    modules = _imported_modules("experiments.train") - {"experiments.__init__"}
+    files = {m.replace(".", "/") + ".py" for m in modules}
+    assert files - set(deps) == set(), "add these to the train stages' deps in dvc.yaml"
