@@ -104,15 +104,24 @@ def single_epoch(lenet, x, y, tx, ty, seed: int) -> float:
     with fg.use(*RULE, scope="activations"):
         model.train()
         for (idx,) in _batches(len(x), [seed]):
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        model.eval()
-        with torch.no_grad():
-            for i in range(0, len(tx), 4096):
-                int((model(tx[i:i + 4096]).argmax(1) == ty[i:i + 4096]).sum())
+            _sgd_step(opt, F.cross_entropy(model(x[idx]), y[idx]))
+        _evaluate(model, tx, ty, lambda xb: xb, dim=1)
     return time.perf_counter() - t0
+
+
+def _sgd_step(opt, loss) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def _evaluate(model, tx, ty, widen, dim: int) -> None:
+    """The test pass of an epoch (counted, as the pipeline's evaluation counts it)."""
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(tx), 4096):
+            out = model(widen(tx[i:i + 4096]))
+            int((out.argmax(dim) == ty[i:i + 4096]).sum())
 
 
 def _seed_models(lenet, seeds, act):
@@ -142,15 +151,8 @@ def grouped_epoch(lenet, x, y, tx, ty, seeds: list[int]) -> float:
             yb = torch.stack([y[idx] for idx in idxs])  # (S, batch)
             out = model(xb)
             # the sum of the S per-seed mean losses
-            loss = F.cross_entropy(out.reshape(-1, 10), yb.reshape(-1)) * s
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        model.eval()
-        with torch.no_grad():
-            for i in range(0, len(tx), 4096):
-                out = model(tx[i:i + 4096].expand(-1, s, -1, -1))
-                int((out.argmax(2) == ty[i:i + 4096]).sum())
+            _sgd_step(opt, F.cross_entropy(out.reshape(-1, 10), yb.reshape(-1)) * s)
+        _evaluate(model, tx, ty, lambda xb: xb.expand(-1, s, -1, -1), dim=2)
     return time.perf_counter() - t0
 
 
