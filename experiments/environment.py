@@ -6,6 +6,8 @@ Shared by the train stage (``experiments.train``) and the units of work it sends
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 
 import torch
@@ -30,6 +32,30 @@ def configure_determinism() -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
     if torch.backends.cudnn.is_available():
         torch.backends.cudnn.benchmark = False
+
+
+# glibc's mallopt() options and the largest block its own dynamic threshold would reach.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _DYNAMIC_MMAP_MAX = -1, -3, 32 * 2**20
+
+
+def reuse_freed_memory() -> bool:
+    """Let this process reuse freed tensor memory, as a plain Python process does.
+
+    Dask's nanny starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536`` (to return memory
+    to the OS), which also switches off glibc's dynamic mmap threshold: every tensor above
+    128 KiB then comes from a fresh ``mmap`` and is page-faulted in again at each step, and a
+    LeNet epoch takes twice as long (``benchmarks/bench_executor.py``).  Where that variable
+    is set, set the thresholds to where the dynamic rule ends up (mmap above 32 MiB, trim
+    above 64 MiB).  Returns whether it changed anything (no-op off glibc).
+    """
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+        return False
+    name = ctypes.util.find_library("c")
+    mallopt = getattr(ctypes.CDLL(name), "mallopt", None) if name else None
+    if mallopt is None:
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, _DYNAMIC_MMAP_MAX)
+                and mallopt(_M_TRIM_THRESHOLD, 2 * _DYNAMIC_MMAP_MAX))
 
 
 def configuration_data(task, data: dict, cfg: dict) -> dict:

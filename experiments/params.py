@@ -43,7 +43,9 @@ ONES_KEYS = {"d": int, "n": int, "tau": float, "test_fraction": float, "seed": i
 ONES_BNN_KEYS = {**ONES_KEYS, "d": list}
 # How reports/claims.{md,json} judge a configuration against its baseline.
 CLAIMS_KEYS = {"metric": str, "tolerance": float, "k_std": float, "min_baseline": float,
-               "statements": dict}
+               "control": str, "statements": dict}
+# How "our control" is picked among a baseline's candidates (``controls_of``).
+CONTROL_RULES = ("best_mean",)
 # Gradient-direction diagnostics during training (freegrad.diagnostics).
 DIAGNOSTICS_KEYS = {"every": int, "seeds": list, "configs": list}
 EXPERIMENT_KEYS = {
@@ -268,18 +270,32 @@ def setting_of(spec: dict, cfg: dict, key: str):
     return cfg["axes"].get(key, cfg.get(key, spec.get(key)))
 
 
-def baseline_of(cname: str, spec: dict) -> str | None:
-    """The configuration ``cname`` is compared with: the one whose axis values (and
-    settings) are ``cname``'s with its grid's ``baseline`` applied; None when ``cname``
-    is that baseline, has none, or its baseline was not run."""
+def _baseline_matches(cname: str, spec: dict) -> list[str]:
+    """Every configuration whose axis values (and settings) are ``cname``'s with its
+    grid's ``baseline`` applied, in order (keys the target does not name may differ)."""
     cfg = spec["configs"][cname]
     if not cfg.get("baseline"):
-        return None
+        return []
     target = {**cfg["axes"], **cfg["baseline"]}
-    for other, ocfg in spec["configs"].items():
-        if all(setting_of(spec, ocfg, k) == v for k, v in target.items()):
-            return None if other == cname else other
-    return None
+    return [other for other, ocfg in spec["configs"].items()
+            if all(setting_of(spec, ocfg, k) == v for k, v in target.items())]
+
+
+def baseline_of(cname: str, spec: dict) -> str | None:
+    """The configuration ``cname`` is compared with: the first that its grid's
+    ``baseline`` picks (``_baseline_matches``); None when ``cname`` is that baseline, has
+    none, or its baseline was not run."""
+    first = next(iter(_baseline_matches(cname, spec)), None)
+    return None if first == cname else first
+
+
+def controls_of(cname: str, spec: dict) -> list[str]:
+    """The candidates for "our control" of ``cname``: its baseline and every other
+    configuration its ``baseline`` picks, i.e. the same model and derivative with settings
+    the target leaves free (lenet's ``standard_lr<lr>``: other learning rates).  The claims
+    stage takes the best of them (params ``claims.control``)."""
+    matches = _baseline_matches(cname, spec)
+    return [] if not matches or matches[0] == cname else matches
 
 
 # ---------------------------------------------------------------- validation
@@ -374,6 +390,7 @@ def validate(params: dict, import_modules: bool = True) -> dict:
                     tuple(ONES_BNN_KEYS))
     if "claims" in params:
         _check_keys("claims", params["claims"], CLAIMS_KEYS, tuple(CLAIMS_KEYS))
+        _choice("claims.control", params["claims"]["control"], CONTROL_RULES)
     try:  # where runs execute (experiments/executor.py); no stage's param
         Executor.from_params(params)
     except ExecutorError as e:

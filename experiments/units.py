@@ -86,6 +86,7 @@ def train_unit(job: Job, progress: Progress | None = None) -> list[dict]:
     import freegrad.kernels
 
     environment.configure_determinism()
+    environment.reuse_freed_memory()  # a Dask worker's allocator, as the stage's own
     freegrad.kernels.ensure_built()  # a first build takes tens of seconds: not in an epoch
     device = environment.pick_device()
     data = stage_data(job.spec, device, environment.prepare)

@@ -88,6 +88,9 @@ def _rename(p: dict) -> None:
     ex["lenet"]["grids"][0]["name"] = "lenet5-{rule}-backward"
     ex["cnn"]["grids"][0]["name"] = "{rule}-on-{activation}"
     ex["cnn"]["grids"][1]["name"] = "{rule}-{activation}-at-batch-{batch_size}"
+    ex["lenet"]["grids"][1]["name"] = "control-{rule}-at-lr-{lr}"
+    ex["cnn"]["grids"][2]["name"] = "reading-{reading}-on-{activation}"
+    ex["cnn"]["grids"][3]["name"] = "control-{rule}-on-{activation}-at-lr-{lr}"
     ex["bnn"]["grids"][0]["name"] = "unit-{unit}-with-{d}-inputs"
     for name in ("lenet", "cnn", "bnn"):  # these list configurations by name: not needed here
         ex[name].pop("diagnostics", None)
@@ -106,8 +109,9 @@ def test_renamed_configurations_keep_every_claim_table_row_and_figure_cell(tmp_p
         assert not new_names & set(P.resolve(params, n, "full")["configs"])  # all renamed
         assert after[n] == before[n], n
         assert len(after[n]["table"]) == after[n]["n_configs"]
-    assert len(after["lenet"]["claims"]) == 5  # every rule against `standard`
-    assert len(after["cnn"]["claims"]) == 9 + 3  # the jamming grid and the batch sizes
+    assert len(after["lenet"]["claims"]) == 9  # every rule against `standard`
+    # the jamming grid, the batch sizes and the ReLU readings (the control grid tests none)
+    assert len(after["cnn"]["claims"]) == 9 + 3 + 5
     assert len(after["bnn"]["claims"]) == 10 and len(after["bnn"]["aggregates"]) == 2
     heat = after["cnn"]["figures"][0]
     assert heat["rows"] == ["relu", "linear", "logistic"] and len(heat["cells"]) == 12

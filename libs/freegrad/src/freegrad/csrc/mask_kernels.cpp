@@ -131,7 +131,7 @@ void check_input(const torch::Tensor& t, const char* name) {
 // at most, i.e. 32 floats). Each block costs one ATen call (~2-5 us); a thread's range is cut in
 // about 8 blocks of 64-256 Ki elements, so the block of x is still in L2/L3 for the mask and the
 // calls stay a small share of the work.
-constexpr int64_t kMinBlock = 65536, kMaxBlock = 262144, kBlocksPerRange = 8, kStep = 64;
+constexpr int64_t kMinBlock = 65536, kMaxBlock = 131072, kBlocksPerRange = 8, kStep = 64;
 
 int64_t block_size(int64_t range) {
   const int64_t even = (range / kBlocksPerRange + kStep - 1) / kStep * kStep;
