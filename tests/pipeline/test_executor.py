@@ -19,6 +19,22 @@ def _fail_on_three(unit: int) -> int:
     return unit
 
 
+def _die_once(unit: tuple[int, str]) -> tuple[int, int]:
+    """Unit 2 kills its worker process (SIGKILL, as an OOM kill or a lost node would) the
+    first time it runs; every run leaves a line in ``<folder>/attempts``."""
+    import signal
+    from pathlib import Path
+
+    n, folder = unit
+    with open(Path(folder) / "attempts", "a") as f:
+        f.write(f"{n} {os.getpid()}\n")
+    marker = Path(folder) / "died"
+    if n == 2 and not marker.exists():
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return n, os.getpid()
+
+
 def test_default_is_local_and_the_environment_selects_dask(monkeypatch):
     monkeypatch.delenv(ADDRESS_ENV, raising=False)
     assert Executor.from_params({}) == Executor()
@@ -58,6 +74,17 @@ def test_a_unit_that_fails_for_good_fails_the_stage_naming_it():
     ex = Executor(kind="dask", workers=1, threads_per_worker=1)
     with pytest.raises(ExecutorError, match=f"run unit3 failed .* after {RETRIES} retries"):
         list(ex.run([1, 3], _fail_on_three, lambda u: f"unit{u}"))
+
+
+def test_a_worker_that_dies_loses_only_its_unit_which_runs_again(tmp_path):
+    ex = Executor(kind="dask", workers=2, threads_per_worker=1)
+    units = [(n, str(tmp_path)) for n in (1, 2, 3)]
+    out = dict(ex.run(units, _die_once, lambda u: f"unit{u[0]}"))
+    assert {u[0]: r[0] for u, r in out.items()} == {1: 1, 2: 2, 3: 3}
+    attempts = [line.split() for line in (tmp_path / "attempts").read_text().splitlines()]
+    twice = [pid for n, pid in attempts if n == "2"]
+    assert len(twice) == 2 and twice[0] != twice[1]  # killed, then rerun in a new process
+    assert sorted(n for n, _ in attempts if n != "2") == ["1", "3"]  # the others ran once
 
 
 def test_a_local_cluster_never_runs_more_threads_than_cpus(monkeypatch):
