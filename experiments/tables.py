@@ -7,7 +7,10 @@ LaTeX by the paper (``paper.latex``): the cells are made here only.
 * ``experiment_table(metrics, details)`` - one row per configuration of
   ``reports/metrics/<exp>.json`` + ``reports/runs/<exp>.json``; ``caption(details)``.
 * ``claims_summary(rows)`` / ``claims_pairs(rows)`` - the claims stage's
-  ``reports/claims.json``: one row per claim, and every compared pair grouped by claim.
+  ``reports/claims.json``: one row per claim, and every compared pair grouped by claim,
+  each judged against its baseline and against "our control" (``control_label``);
+  ``claims_summary_lines`` / ``claims_pair_lines``: the same in lines, narrow enough for a
+  page (the paper).
 """
 
 from __future__ import annotations
@@ -104,22 +107,40 @@ def numeric_rows(metrics: dict, details: dict) -> list[dict]:
 
 
 VERDICTS = ("supported", "not supported", "inconclusive")
+CONTROL = "our control"  # how "our control" (the best candidate, experiments.claims) is named
+
+
+def control_label(c: dict) -> str:
+    """Which configuration "our control" of a claims row is, and among how many candidates;
+    says so when it is the baseline itself (then the two verdicts coincide)."""
+    n = len(c["control_candidates"])
+    if c["control_is_baseline"]:
+        return ("the baseline (no other candidate run)" if n <= 1
+                else f"the baseline (best of {n})")
+    return f"{c['control']} (best of {n})"
 
 
 def claims_summary(items: list[dict]) -> tuple[list[str], list[list[str]]]:
-    """One row per claim: words, experiments, rows, counts per verdict, worst difference."""
-    header = ["Claim", "Experiments", "Rows", "S / N / I", "Worst diff. (pts)", "Verdict"]
+    """One row per claim: words, experiments, rows, and against the baseline and against
+    our control: counts per verdict, worst difference, verdict."""
+    header = ["Claim", "Experiments", "Rows", "S / N / I", "Worst diff. (pts)", "Verdict",
+              f"S / N / I, {CONTROL}", f"Worst diff., {CONTROL} (pts)",
+              f"Verdict, {CONTROL}"]
     rows = [[c["claim"], c["experiment"], str(c["rows"]),
              " / ".join(str(c["counts"][v]) for v in VERDICTS),
-             num(c["worst_diff"], 100, signed=True), c["verdict"]]
+             num(c["worst_diff"], 100, signed=True), c["verdict"],
+             " / ".join(str(c["control_counts"][v]) for v in VERDICTS),
+             num(c["control_worst_diff"], 100, signed=True), c["control_verdict"]]
             for c in items if c["kind"] == "summary"]
     return header, rows
 
 
 def claims_pairs(items: list[dict]) -> tuple[list[str], dict[str, list[list[str]]]]:
-    """Every compared pair (and aggregate), grouped by claim id: (header, {claim: rows})."""
+    """Every compared pair (and aggregate), grouped by claim id: (header, {claim: rows});
+    each judged against its baseline, then against our control."""
     header = ["Row", "Baseline", "Configuration", "Baseline (%)", "Configuration (%)",
-              "Diff. (pts)", "Seeds", "Verdict"]
+              "Diff. (pts)", "Seeds", "Verdict", "Our control", "Our control (%)",
+              f"Diff., {CONTROL} (pts)", f"Verdict, {CONTROL}"]
     groups: dict = {c["claim_id"]: [] for c in items if c["kind"] == "summary"}
     for c in items:
         if c["kind"] != "summary":
@@ -128,7 +149,62 @@ def claims_pairs(items: list[dict]) -> tuple[list[str], dict[str, list[list[str]
                 pm(c["baseline_mean"], c["baseline_std"], 100),
                 pm(c["config_mean"], c["config_std"], 100),
                 pm(c["diff_mean"], c["diff_std"], 100, signed=True),
-                str(c["n_seeds"]), c["verdict"]])
+                str(c["n_seeds"]), c["verdict"], control_label(c),
+                pm(c["control_mean"], c["control_std"], 100),
+                pm(c["control_diff"], c["control_diff_std"], 100, signed=True),
+                c["control_verdict"]])
+    return header, groups
+
+
+def claims_summary_lines(items: list[dict]) -> tuple[list[str], list[dict]]:
+    """The claims summary in lines, narrow enough for a page: per claim its id, words,
+    experiments and number of rows, then ``lines``: [judged against, S / N / I, worst
+    difference, verdict] against the baseline and against our control (one line
+    "baseline = our control" when our control is the baseline in every row; none when
+    no row was run)."""
+    header = ["Judged against", "S / N / I", "Worst diff. (pts)", "Verdict"]
+    out = []
+    for c in items:
+        if c["kind"] != "summary":
+            continue
+        base = [" / ".join(str(c["counts"][v]) for v in VERDICTS),
+                num(c["worst_diff"], 100, signed=True), c["verdict"]]
+        ctrl = [" / ".join(str(c["control_counts"][v]) for v in VERDICTS),
+                num(c["control_worst_diff"], 100, signed=True), c["control_verdict"]]
+        if not c["rows"]:
+            lines = []
+        elif not c["control_not_baseline"]:
+            lines = [[f"the baseline = {CONTROL}", *base]]
+        else:
+            lines = [["the baseline", *base], [CONTROL, *ctrl]]
+        out.append({"id": c["claim_id"], "claim": c["claim"], "experiment": c["experiment"],
+                    "rows": c["rows"], "verdict": c["verdict"],
+                    "control_verdict": c["control_verdict"], "lines": lines})
+    return header, out
+
+
+def claims_pair_lines(items: list[dict]) -> tuple[list[str], dict[str, list[list[str]]]]:
+    """Every compared pair in lines, narrow enough for a page, grouped by claim id:
+    [row id, judged against, reference (%), configuration (%), diff. (pts), verdict];
+    where our control is another configuration than the baseline, a second line
+    [its name, "our control", ...] follows (the configuration's cell left empty); else
+    one line judged against "both" (our control is the baseline: one verdict)."""
+    header = ["Row", "Against", "Reference (%)", "Configuration (%)", "Diff. (pts)",
+              "Verdict"]
+    groups: dict = {c["claim_id"]: [] for c in items if c["kind"] == "summary"}
+    for c in items:
+        if c["kind"] == "summary":
+            continue
+        config = pm(c["config_mean"], c["config_std"], 100)
+        first = [f"`{c['id']}`", "both" if c["control_is_baseline"] else "baseline",
+                 pm(c["baseline_mean"], c["baseline_std"], 100), config,
+                 pm(c["diff_mean"], c["diff_std"], 100, signed=True), c["verdict"]]
+        groups[c["claim_id"]].append(first)
+        if not c["control_is_baseline"]:
+            groups[c["claim_id"]].append([
+                f"`{c['control']}`", CONTROL, pm(c["control_mean"], c["control_std"], 100),
+                "", pm(c["control_diff"], c["control_diff_std"], 100, signed=True),
+                c["control_verdict"]])
     return header, groups
 
 

@@ -5,7 +5,9 @@
 ``![caption](reports/figures/<name>.pdf){width=...}`` needs the figure (a missing file
 stops the build naming it); ``::: {.experiment name="<exp>"}`` ... ``:::`` is kept when
 ``experiments.<exp>`` is in params.yaml (its inputs are then required), otherwise replaced
-by a one-line note saying it is not in the pipeline; ``::: {.requires output="<path>"}``
+by a one-line note saying it is not in the pipeline (or, when neither of its result files
+``reports/{metrics,runs}/<exp>.json`` exists yet, that it has no results: the rest of the
+paper builds while it trains); ``::: {.requires output="<path>"}``
 does the same for a path some stage of dvc.yaml declares as an output.  Then every
 ``{{key | format}}`` is substituted (``paper.placeholders``).
 """
@@ -39,7 +41,18 @@ def _declared_outputs(layout: paths.Layout) -> set[str]:
     return outs
 
 
-def select_sections(text: str, numbers: dict, layout: paths.Layout) -> str:
+def _no_results(layout: paths.Layout, name: str) -> str | None:
+    """A note when an experiment has neither of its result files (not trained yet); None
+    when it has one (a missing other one then stops the build, naming it)."""
+    files = latex.experiment_inputs(layout, name)
+    if any(p.is_file() for p in files):
+        return None
+    return (f"*No results yet for this experiment (`{name}`): "
+            + " and ".join(f"`{layout.rel(p)}`" for p in files)
+            + f" are not written (`dvc repro train@{name}` trains it).*")
+
+
+def select_sections(text: str, numbers: dict, layout: paths.Layout, check: bool = True) -> str:
     experiments = set(numbers["values"].get("pipeline.experiments") or [])
     outputs = None
     lines, out, i = text.split("\n"), [], 0
@@ -59,6 +72,9 @@ def select_sections(text: str, numbers: dict, layout: paths.Layout) -> str:
             keep = name in experiments
             note = (f"*This experiment (`{name}`) is not yet in the pipeline: params.yaml has no "
                     f"`experiments.{name}`, so there is nothing to report.*")
+            missing = _no_results(layout, name) if keep and check else None
+            if missing:  # declared but not trained yet: the rest of the paper still builds
+                keep, note = False, missing
         else:
             if outputs is None:
                 outputs = _declared_outputs(layout)
@@ -94,7 +110,7 @@ def expand(layout: paths.Layout, numbers: dict, check: bool = True) -> tuple[str
     text = layout.paper_md.read_text(encoding="utf-8")
     # Comments are for authors; keep their lines (so line numbers hold), drop the text.
     text = re.sub(r"<!--.*?-->", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
-    text = select_sections(text, numbers, layout)
+    text = select_sections(text, numbers, layout, check)
     inputs: list[str] = []
     out = []
     for lineno, line in enumerate(text.split("\n"), 1):

@@ -14,7 +14,10 @@ only quote what repeats byte for byte.
     runs.<exp>.configs.<config>.{forward,backward,provenance,n_runs,rule_params.<p>}
                                                          reports/runs/<exp>.json
     claims.<id>.<field>, claims.count (compared pairs), claims.summaries,
-    claims.verdicts.<verdict> (pairs per verdict, spaces as _)   reports/claims.json
+    claims.verdicts.<verdict> (pairs per verdict, spaces as _),
+    claims.control_verdicts.<verdict> (the same against "our control"),
+    claims.control_other (pairs whose control is not their baseline)
+                                                         reports/claims.json
     params.claims.<key>                                   params.yaml (the verdict rule)
     totals.{n_experiments,n_runs}                        all of the above
     pipeline.profile, pipeline.experiments                params.yaml
@@ -93,12 +96,15 @@ def _runs_numbers(exp: str, d: dict, out: dict) -> None:
 
 
 def _claims_numbers(layout: paths.Layout, values: dict, sources: dict) -> None:
-    """claims.<id>.<field>, claims.count, claims.summaries, claims.verdicts.<verdict>."""
+    """claims.<id>.<field>, claims.count, claims.summaries, claims.verdicts.<verdict>,
+    claims.control_verdicts.<verdict>, claims.control_other."""
     if not layout.claims_json.is_file():
         return
     claims = _load(layout.claims_json)
     sources["claims"] = layout.rel(layout.claims_json)
     verdicts: dict = {}
+    controls: dict = {}
+    other = 0
     for c in claims:
         for k, v in c.items():
             if k != "id":
@@ -106,10 +112,16 @@ def _claims_numbers(layout: paths.Layout, values: dict, sources: dict) -> None:
         if c.get("kind", "row") == "row":
             verdict = str(c.get("verdict"))
             verdicts[verdict] = verdicts.get(verdict, 0) + 1
+            verdict = str(c.get("control_verdict"))
+            controls[verdict] = controls.get(verdict, 0) + 1
+            other += not c.get("control_is_baseline", True)
     values["claims.count"] = sum(verdicts.values())
     values["claims.summaries"] = sum(c.get("kind") == "summary" for c in claims)
     for v in ("supported", "not supported", "inconclusive", *sorted(verdicts)):
         values[f"claims.verdicts.{v.replace(' ', '_')}"] = verdicts.get(v, 0)
+    for v in ("supported", "not supported", "inconclusive", *sorted(controls)):
+        values[f"claims.control_verdicts.{v.replace(' ', '_')}"] = controls.get(v, 0)
+    values["claims.control_other"] = other
 
 
 def collect(layout: paths.Layout = paths.LAYOUT, params: dict | None = None) -> dict:

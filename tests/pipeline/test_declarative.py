@@ -66,11 +66,15 @@ def _everything(params: dict, names) -> dict:
         _, table = tables.experiment_table(metrics, details)
         out[n] = {
             "table": sorted(axes[r[0]] for r in table),
-            "claims": sorted((axes[r["config"]], r["claim_id"], r["diff_mean"], r["verdict"])
+            "claims": sorted((axes[r["config"]], r["claim_id"], r["diff_mean"], r["verdict"],
+                              axes[r["control"]], r["control_diff"], r["control_verdict"])
                              for r in rows if r["experiment"] == n and r["kind"] == "row"),
-            "aggregates": sorted((r["claim_id"], r["diff_mean"], r["verdict"])
+            "aggregates": sorted((r["claim_id"], r["diff_mean"], r["verdict"],
+                                  r["control_diff"], r["control_verdict"])
                                  for r in rows if r["experiment"] == n
                                  and r["kind"] == "aggregate"),
+            "controls": sorted(axes[r["control"]] for r in rows if r["experiment"] == n
+                               and r["kind"] == "row" and not r["control_is_baseline"]),
             "figures": [_figure(spec, metrics, f) for f in spec["figures"]],
             "n_configs": len(spec["configs"]),
         }
@@ -113,6 +117,11 @@ def test_renamed_configurations_keep_every_claim_table_row_and_figure_cell(tmp_p
     # the jamming grid, the batch sizes and the ReLU readings (the control grid tests none)
     assert len(after["cnn"]["claims"]) == 9 + 3 + 5
     assert len(after["bnn"]["claims"]) == 10 and len(after["bnn"]["aggregates"]) == 2
+    # our control: lenet's rows may pick a standard_lr<lr>, cnn's logistic rows a
+    # logistic_true_lr<lr>, by their made-up means; no other row has another candidate
+    assert all('"lr"' in a for a in after["lenet"]["controls"] + after["cnn"]["controls"])
+    assert after["lenet"]["controls"] and len(after["cnn"]["controls"]) <= 3
+    assert not after["bnn"]["controls"]
     heat = after["cnn"]["figures"][0]
     assert heat["rows"] == ["relu", "linear", "logistic"] and len(heat["cells"]) == 12
     assert len(after["bnn"]["figures"][0]) == 15

@@ -123,7 +123,7 @@ def test_diagnostics_measure_against_the_true_gradient():
 # --- claims ------------------------------------------------------------------------------
 
 SETTINGS = {"metric": "final_test_acc", "tolerance": 0.01, "k_std": 2.0, "min_baseline": 0.5,
-            "statements": P.load()["claims"]["statements"]}
+            "control": "best_mean", "statements": P.load()["claims"]["statements"]}
 
 
 def _judge(metrics, runs, params=None):
