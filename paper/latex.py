@@ -126,7 +126,7 @@ def _claims_summary(items: list[dict], rel: str) -> list[str]:
            r"worst diff.: the lowest difference of the claim's rows.}", r"\label{tab:claims}",
            r"\begin{tabularx}{\linewidth}{@{}X c c l@{}}", r"\toprule",
            " & ".join([_head("Claim; judged against", 40, "l"), _head(header[1], 10),
-                       _head(header[2], 8), _head(header[3], 12, "l")]) + r" \\",
+                       _head(header[2], 11), _head(header[3], 12, "l")]) + r" \\",
            r"\midrule"]
     for i, c in enumerate(claims):
         if i:
