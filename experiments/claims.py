@@ -53,6 +53,7 @@ DIGITS = 6
 # How "our control" is picked among a row's candidates (params ``claims.control``).
 CONTROL_RULES = {"best_mean": "the highest mean of the metric over seeds"}
 
+
 def pairs(experiment: str, spec: dict, present) -> list[dict]:
     """The (row id, claim, baseline, config) pairs of an experiment's configurations that
     were run (``present``): each configuration that names ``claims`` against the baseline
