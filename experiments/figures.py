@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import textwrap
 
 import matplotlib
 
@@ -35,23 +36,112 @@ import pandas as pd  # noqa: E402
 from experiments import io, paths, tables  # noqa: E402
 from experiments import params as params_mod  # noqa: E402
 
-PANELS = [("test_acc", "Test accuracy"), ("train_loss", "Training loss")]
+PANELS = [("test_acc", "test accuracy (%)"), ("train_loss", "training loss")]
+# Accuracies are drawn in percent, as the tables and the paper print them.
+PERCENT = {"test_acc", "train_acc"}
+MAX_LINES = 6  # lines per panel: more and tab10's colours, the legend and the bands blur
 
 
-def plot(curves: pd.DataFrame, title: str):
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.2),
-                             constrained_layout=True)
-    for ax, (col, label) in zip(axes, PANELS, strict=True):
-        for cname, g in curves.groupby("config", sort=False):
-            stats = g.groupby("epoch")[col].agg(["mean", "std"]).fillna(0.0)
-            ax.plot(stats.index, stats["mean"], label=cname)
-            ax.fill_between(stats.index, stats["mean"] - stats["std"],
-                            stats["mean"] + stats["std"], alpha=0.2)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    n = curves["config"].nunique()
-    axes[0].legend(frameon=False, fontsize=7 if n > 6 else None, ncol=2 if n > 8 else 1)
+def _band(mean: pd.Series, std: pd.Series, col: str) -> tuple[pd.Series, pd.Series]:
+    """The ±1 std band around ``mean``, clipped to the metric's range: an accuracy lies in
+    [0, 100] % and a loss is >= 0, so mean ± std beyond that (a skewed spread over few seeds)
+    would draw values no run can have."""
+    lo, hi = mean - std, mean + std
+    return lo.clip(lower=0.0), (hi.clip(upper=100.0) if col in PERCENT else hi)
+
+
+def _groups(names: list[str], key) -> dict:
+    out: dict = {}
+    for n in names:
+        out.setdefault(key(n), []).append(n)
+    return out
+
+
+def line_panels(names: list[str], axes: dict, max_lines: int = MAX_LINES) -> list:
+    """[(title, configuration names)]: the panels of a per-configuration line figure, each
+    with at most ``max_lines`` lines.  Configurations of one grid (the same axis names) share
+    panels; a grid with more lines is split by the axis that gives the fewest panels within
+    the limit and at least two lines each (mlp_sweep: one panel per batch size), else cut
+    into near-equal runs in grid order.  Reads the configurations' axes, never their names."""
+    panels = []
+    families = _groups(names, lambda n: tuple(axes.get(n, {})))
+    for keys, members in families.items():
+        fixed = [k for k in keys if len({axes[m][k] for m in members}) == 1]
+        varying = [k for k in keys if k not in fixed]
+        head = ", ".join([_label(axes[members[0]][k]) for k in fixed]  # "relu, by reading"
+                         + ([f"by {' x '.join(varying)}"] if varying else []))
+        if len(members) <= max_lines:
+            panels.append((head, members))
+            continue
+        splits = [(k, _groups(members, lambda n, k=k: axes[n][k])) for k in varying]
+        splits = [(k, g) for k, g in splits  # (a panel of one line would compare nothing)
+                  if max(map(len, g.values())) <= max_lines and min(map(len, g.values())) > 1]
+        if splits:
+            k, groups = min(splits, key=lambda s: len(s[1]))
+            panels += [(f"{k} = {_label(v)}", g) for v, g in groups.items()]
+            continue
+        n = math.ceil(len(members) / max_lines)
+        size = math.ceil(len(members) / n)
+        panels += [(f"{head} ({i + 1}/{n})", members[i * size:(i + 1) * size])
+                   for i in range(n)]
+    return panels
+
+
+def _draw(ax, curves: pd.DataFrame, names: list[str], col: str) -> None:
+    colors = plt.get_cmap("tab10").colors  # distinct within a panel (<= MAX_LINES lines)
+    for i, cname in enumerate(names):
+        g = curves[curves["config"] == cname]
+        stats = g.groupby("epoch")[col].agg(["mean", "std"]).fillna(0.0)
+        if col in PERCENT:
+            stats = stats * 100
+        color = colors[i % len(colors)]
+        ax.plot(stats.index, stats["mean"], label=cname, color=color, lw=1.3)
+        ax.fill_between(stats.index, *_band(stats["mean"], stats["std"], col), color=color,
+                        alpha=0.18, lw=0)
+    ax.grid(alpha=0.3)
+    ax.tick_params(labelsize=8)
+
+
+def plot(curves: pd.DataFrame, title: str, configs: dict | None = None):
+    """Test accuracy and training loss per epoch, mean over seeds with a ±1 std band.
+
+    A few configurations: one pair of panels, the legend to its right.  More: small
+    multiples (``line_panels``), each a test-accuracy panel over a training-loss panel
+    with its own legend below, outside the data; accuracy and loss scales are shared so
+    panels compare at a glance."""
+    names = list(dict.fromkeys(curves["config"]))
+    axes = {n: (configs or {}).get(n, {}).get("axes", {}) for n in names}
+    panels = line_panels(names, axes)
+    if len(panels) == 1:
+        fig, pair = plt.subplots(1, 2, figsize=(8.0, 3.0), constrained_layout=True)
+        for ax, (col, label) in zip(pair, PANELS, strict=True):
+            _draw(ax, curves, names, col)
+            ax.set_xlabel("epoch", fontsize=9)
+            ax.set_ylabel(label, fontsize=9)
+        fig.legend(*pair[0].get_legend_handles_labels(), loc="outside right upper",
+                   frameon=False, fontsize=8)
+        fig.suptitle(title, fontsize=10)
+        return fig
+    nrows = math.ceil(len(panels) / 3)
+    ncols = math.ceil(len(panels) / nrows)
+    longest = max(len(n) for n in names)
+    fig = plt.figure(figsize=(2.7 * ncols, 4.4 * nrows), layout="constrained")
+    subs = fig.subfigures(nrows, ncols, squeeze=False)
+    ref: dict = {}
+    for sub, (head, members) in zip(subs.flat, panels, strict=False):
+        acc = sub.add_subplot(2, 1, 1, sharey=ref.get("acc"))
+        loss = sub.add_subplot(2, 1, 2, sharex=acc, sharey=ref.get("loss"))
+        ref.setdefault("acc", acc)
+        ref.setdefault("loss", loss)
+        for ax, (col, label) in zip((acc, loss), PANELS, strict=True):
+            _draw(ax, curves, members, col)
+            ax.set_ylabel(label, fontsize=8)
+        loss.set_xlabel("epoch", fontsize=8)
+        acc.set_title("\n".join(textwrap.wrap(head, 34)), fontsize=9)
+        sub.legend(*acc.get_legend_handles_labels(), loc="outside lower center",
+                   frameon=False, fontsize=7.5, ncol=2 if longest <= 14 else 1)
+    for sub in subs.flat[len(panels):]:
+        sub.set_visible(False)
     fig.suptitle(title, fontsize=10)
     return fig
 
@@ -91,7 +181,7 @@ def plot_activations(specs: dict):
     axes[0].set_title("forward F(x)", fontsize=10)
     torch.manual_seed(0)  # the stochastic rules draw from the global RNG here
     for rule, prm in rules:
-        label = rule + (f"({', '.join(f'{k}={v:g}' for k, v in prm.items())})" if prm else "")
+        label = rule + (f"({', '.join(f'{k}={_label(v)}' for k, v in prm.items())})" if prm else "")
         y = fg.get(rule)(None, g, x, **prm)
         if fg.get(rule).stochastic:  # one draw
             axes[1].plot(x[::8], y[::8], ".", ms=3, alpha=0.7, label=label + " (one draw)")
@@ -128,35 +218,44 @@ def _values(cells_: dict, i: int) -> list:
 
 
 def plot_lines(spec: dict, metrics: dict, fig_spec: dict, title: str):
-    """Final test accuracy (mean ± std over seeds) against axis ``x``, one line per value
-    of axis ``lines``; a diverged configuration has no point."""
+    """Final test accuracy (%, mean ± std over seeds) against axis ``x``, one line per value
+    of axis ``lines``, the legend outside the data; a diverged configuration has no point."""
     x, by = fig_spec["x"], fig_spec["lines"]
     data = cells(spec, metrics, (by, x))
-    fig, ax = plt.subplots(figsize=(4.8, 3.4), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(5.6, 3.2), constrained_layout=True)
     for line in _values(data, 0):
-        pts = sorted((k[1], s["mean"], s["std"]) for k, s in data.items()
+        pts = sorted((k[1], 100 * s["mean"], 100 * s["std"]) for k, s in data.items()
                      if k[0] == line and s["mean"] is not None)
-        ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts],
-                    marker="o", capsize=3, label=_label(line))
+        xs, mean, std = ([p[i] for p in pts] for i in range(3))
+        # ±1 std, clipped to [0, 100] % like the curves' bands (no accuracy above 100 %)
+        yerr = [[m - max(m - s, 0.0) for m, s in zip(mean, std, strict=True)],
+                [min(m + s, 100.0) - m for m, s in zip(mean, std, strict=True)]]
+        ax.errorbar(xs, mean, yerr=yerr, marker="o", capsize=3, label=_label(line))
     if all(isinstance(v, int) and v > 0 for v in _values(data, 1)):
         ax.set_xscale("log", base=2)
     ax.set_xlabel(x)
-    ax.set_ylabel("final test accuracy")
+    ax.set_ylabel("final test accuracy (%)")
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False)
-    ax.set_title(title, fontsize=10)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right upper", frameon=False,
+               title=by, fontsize=8, title_fontsize=8)
+    ax.set_title("\n".join(w for line in title.split("\n") for w in textwrap.wrap(line, 60)),
+                 fontsize=9)
     return fig
+
+
+HEAT_LABEL = "final test accuracy (%)"  # the colour bar's; the cells print mean ± std in %
 
 
 def _heat_cell(ax, z, i, j, summary: dict | None, fontsize: int) -> None:
     """Cell (i, j) of a heatmap of accuracies: its value in ``z`` and "mean ± std" written
-    on it; "diverged" for a configuration without a result, nothing for one not run."""
+    on it, both in percent; "diverged" for a configuration without a result, nothing for one
+    not run."""
     if summary is None:
         return
     if summary["mean"] is None:
         ax.text(j, i, "diverged", ha="center", va="center", fontsize=fontsize)
         return
-    z[i, j] = summary["mean"]
+    z[i, j] = 100 * summary["mean"]  # percent, like the text on it and the colour bar
     text = f"{tables.num(summary['mean'], 100, 1)}\n{tables.PM}{tables.num(summary['std'], 100, 1)}"
     ax.text(j, i, text, ha="center",
             va="center", fontsize=fontsize, color="w" if summary["mean"] < 0.6 else "k")
@@ -181,22 +280,22 @@ def plot_heatmap(spec: dict, metrics: dict, fig_spec: dict, title: str):
     grid = heatmap_grid(spec, metrics, fig_spec)
     rows, cols = grid["rows"], grid["columns"]
     fig, axes = plt.subplots(1, len(grid["panels"]),
-                             figsize=(1.6 * len(cols) * len(grid["panels"]) + 1.6,
-                                      0.8 * len(rows) + 1.4),
+                             figsize=(1.4 * len(cols) * len(grid["panels"]) + 1.8,
+                                      0.75 * len(rows) + 1.5),
                              squeeze=False, constrained_layout=True)
     for ax, panel in zip(axes[0], grid["panels"], strict=True):
         z = np.full((len(rows), len(cols)), np.nan)
         for i, r in enumerate(rows):
             for j, c in enumerate(cols):
-                _heat_cell(ax, z, i, j, grid["cells"].get((panel, r, c)), fontsize=7)
-        im = ax.imshow(z, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+                _heat_cell(ax, z, i, j, grid["cells"].get((panel, r, c)), fontsize=9)
+        im = ax.imshow(z, vmin=0, vmax=100, cmap="viridis", aspect="auto")
         ax.set_xticks(range(len(cols)), [_label(c) for c in cols])
         ax.set_yticks(range(len(rows)), [_label(r) for r in rows])
         ax.set_xlabel(fig_spec["columns"])
         ax.set_ylabel(fig_spec["rows"])
         if panel is not None:
             ax.set_title(_label(panel), fontsize=9)
-    fig.colorbar(im, ax=axes[0, -1], label="final test accuracy")
+    fig.colorbar(im, ax=axes[0, -1], label=HEAT_LABEL)
     fig.suptitle(title, fontsize=9)
     return fig
 
@@ -205,12 +304,15 @@ PLOTS = {"heatmap": plot_heatmap, "lines": plot_lines}
 
 
 def plot_cosine(diag: pd.DataFrame, title: str):
-    """Cosine similarity to the true gradient per layer (weight tensors) and overall."""
+    """Cosine similarity to the true gradient per layer (weight tensors) and overall, one
+    panel per configuration.  The layers are the same in every panel, so one legend below
+    the panels names them, in a type size that stays readable at the paper's print size."""
     configs = list(dict.fromkeys(diag["config"]))
     ncol = min(3, len(configs))
     nrow = math.ceil(len(configs) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.0 * nrow), squeeze=False,
-                             constrained_layout=True, sharey=True)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(2.6 * ncol, 2.1 * nrow + 0.5),
+                             squeeze=False, constrained_layout=True, sharey=True)
+    legend: dict = {}
     for ax, cname in zip(axes.flat, configs, strict=False):
         g = diag[diag["config"] == cname]
         seed = g["seed"].min()
@@ -218,16 +320,20 @@ def plot_cosine(diag: pd.DataFrame, title: str):
         for pname, h in g.groupby("parameter", sort=False):
             if pname != "all" and not pname.endswith("weight"):
                 continue
-            ax.plot(h["step"], h["cosine"], label=pname,
-                    **({"color": "k", "lw": 2, "ls": "--"} if pname == "all" else {}))
+            style = ({"color": "k", "lw": 1.6, "ls": "--"} if pname == "all" else {"lw": 1.0})
+            (line,) = ax.plot(h["step"], h["cosine"], label=pname, **style)
+            legend.setdefault("all (every parameter)" if pname == "all" else pname, line)
         ax.set_title(f"{cname} (seed {seed})", fontsize=9)
-        ax.set_xlabel("training step")
+        ax.set_xlabel("training step", fontsize=8)
+        ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(configs):]:
         ax.axis("off")
     for ax in axes[:, 0]:
-        ax.set_ylabel("cosine to true gradient")
-    axes.flat[0].legend(frameon=False, fontsize=7)
+        ax.set_ylabel("cosine to true gradient", fontsize=8)
+    fig.legend(legend.values(), legend.keys(), loc="outside lower center", frameon=False,
+               fontsize=9, ncol=min(len(legend), 6), title="layer (weight tensor)",
+               title_fontsize=9)
     fig.suptitle(title, fontsize=10)
     return fig
 
@@ -240,11 +346,11 @@ def experiment_figures(name: str, spec: dict) -> int:
         print(f"figures: no {layout.rel(cpath)}; run `dvc repro train@{name}`",
               file=sys.stderr)
         return 0
-    save(plot(pd.read_csv(cpath), spec["title"]), name)
+    save(plot(pd.read_csv(cpath), spec["title"], spec["configs"]), name)
     metrics = _read_json(layout.report("metrics", name))
     details = _read_json(layout.report("runs", name))
     for fig_spec in spec["figures"] if metrics and details else []:
-        title = f"{spec['title']}: final test accuracy, {details['profile']} profile"
+        title = f"{spec['title']}\nfinal test accuracy, {details['profile']} profile"
         save(PLOTS[fig_spec["kind"]](spec, metrics, fig_spec, title),
              f"{name}_{fig_spec['name']}")
     dpath = layout.report("diagnostics", name)

@@ -1,0 +1,127 @@
+"""What the figures show agrees with what they say, and stays readable with many
+configurations: heatmap cells and colour bar in the same unit, std bands within an
+accuracy's range, per-configuration line figures as small multiples with distinct colours
+and the legend outside the data.  No training: curves and metrics are made up."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.collections import PolyCollection  # noqa: E402
+
+from experiments import figures  # noqa: E402
+from experiments import params as P  # noqa: E402
+from tests.pipeline.test_declarative import fake_reports  # noqa: E402
+
+
+def fake_curves(configs, epochs: int = 4, seeds: int = 3) -> pd.DataFrame:
+    """Per-run curves near 100 % accuracy with a large spread over seeds: mean + std > 1."""
+    rng = np.random.default_rng(0)
+    rows = [(c, s, e, 2.0 / (e + 1) + rng.uniform(0, 1.5), min(1.0, 0.7 + 0.3 * rng.random()))
+            for c in configs for s in range(seeds) for e in range(epochs + 1)]
+    return pd.DataFrame(rows, columns=["config", "seed", "epoch", "train_loss", "test_acc"])
+
+
+def _axes(spec):
+    return {n: c["axes"] for n, c in spec["configs"].items()}
+
+
+def _overlaps(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def _legends(fig):
+    subs = [fig, *fig.subfigs]
+    return [lg for f in subs for lg in f.legends] + [ax.get_legend() for ax in fig.axes
+                                                     if ax.get_legend()]
+
+
+@pytest.mark.parametrize("name", ["mlp_sweep", "cnn"])
+def test_heatmap_cells_and_colour_bar_are_both_percent(name):
+    spec = P.resolve(P.load(), name, "full")
+    metrics, _ = fake_reports(name, spec)
+    fig_spec = spec["figures"][0]
+    fig = figures.plot_heatmap(spec, metrics, fig_spec, "t")
+    *panels, cbar = fig.axes
+    assert cbar.get_ylabel() == "final test accuracy (%)"
+    assert cbar.get_ylim() == (0.0, 100.0)
+    grid = figures.heatmap_grid(spec, metrics, fig_spec)
+    for ax, panel in zip(panels, grid["panels"], strict=True):
+        z = ax.get_images()[0].get_array()
+        texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
+                 for t in ax.texts}
+        for i, r in enumerate(grid["rows"]):
+            for j, c in enumerate(grid["columns"]):
+                mean = grid["cells"][(panel, r, c)]["mean"]
+                shown = float(texts[(i, j)].split("\n")[0])  # "96.1\n±0.3": percent
+                assert shown == pytest.approx(100 * mean, abs=0.05)
+                assert z[i, j] == pytest.approx(100 * mean)  # the colour, on the bar's scale
+
+
+@pytest.mark.parametrize("name, panels", [("mlp_sweep", [6] * 4), ("bnn", [5] * 3),
+                                          ("lenet", None), ("cnn", None), ("suc", [2])])
+def test_line_figures_are_small_multiples_of_few_lines(name, panels):
+    spec = P.resolve(P.load(), name, "full")
+    got = figures.line_panels(list(spec["configs"]), _axes(spec))
+    flat = [c for _, members in got for c in members]
+    assert sorted(flat) == sorted(spec["configs"])  # every configuration, once
+    assert all(2 <= len(m) <= figures.MAX_LINES for _, m in got) or len(got) == 1
+    if panels:
+        assert [len(m) for _, m in got] == panels
+    if name == "mlp_sweep":  # one panel per batch size (the axis giving fewest panels)
+        assert [t for t, _ in got] == [f"batch_size = {b}" for b in (16, 32, 64, 128)]
+
+
+@pytest.mark.parametrize("name", ["suc", "mlp_sweep", "bnn", "lenet", "cnn"])
+def test_curves_bands_stay_in_range_colours_distinct_legend_outside(name):
+    spec = P.resolve(P.load(), name, "full")
+    fig = figures.plot(fake_curves(spec["configs"]), spec["title"], spec["configs"])
+    fig.canvas.draw()
+    acc_axes = [ax for ax in fig.axes if ax.get_ylabel() == "test accuracy (%)"]
+    assert acc_axes
+    for ax in acc_axes:
+        bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+        assert bands and len(bands) <= figures.MAX_LINES
+        ys = np.concatenate([p.vertices[:, 1] for b in bands for p in b.get_paths()])
+        assert ys.max() <= 100.0 and ys.min() >= 0.0  # no band above 100 % (or below 0)
+        colors = [tuple(line.get_color()) if not isinstance(line.get_color(), str)
+                  else line.get_color() for line in ax.get_lines()]
+        assert len(set(colors)) == len(colors)  # distinct within a panel
+    legends = _legends(fig)
+    assert legends
+    for lg in legends:
+        box = lg.get_window_extent()
+        assert not any(_overlaps(box, ax.get_window_extent()) for ax in fig.axes)
+
+
+def test_lines_figure_error_bars_stay_within_100_percent():
+    spec = P.resolve(P.load(), "bnn", "full")
+    metrics, _ = fake_reports("bnn", spec)
+    for m in metrics.values():
+        m["final_test_acc"] = {"mean": 0.99, "std": 0.05}
+    fig = figures.plot_lines(spec, metrics, spec["figures"][0], "t")
+    fig.canvas.draw()  # the constrained layout places the legend
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "final test accuracy (%)"
+    segs = np.concatenate([s for c in ax.collections for s in c.get_segments()])
+    assert segs[:, 1].max() == pytest.approx(100.0)
+    assert not _overlaps(fig.legends[0].get_window_extent(), ax.get_window_extent())
+
+
+def test_cosine_legend_is_one_readable_legend_outside_the_panels():
+    rows = [(c, 0, step, p, np.cos(step / 10)) for c in ("constant", "rectangular", "triangular")
+            for step in range(0, 100, 10) for p in ("0.weight", "0.bias", "3.weight", "all")]
+    diag = pd.DataFrame(rows, columns=["config", "seed", "step", "parameter", "cosine"])
+    fig = figures.plot_cosine(diag, "t")
+    fig.canvas.draw()
+    (lg,) = _legends(fig)
+    assert [t.get_text() for t in lg.get_texts()] == ["0.weight", "3.weight",
+                                                      "all (every parameter)"]
+    assert min(t.get_fontsize() for t in lg.get_texts()) >= 9
+    box = lg.get_window_extent()
+    assert not any(_overlaps(box, ax.get_window_extent()) for ax in fig.axes)
