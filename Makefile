@@ -12,10 +12,12 @@ export DVC_NO_ANALYTICS := 1
 .DEFAULT_GOAL := help
 .PHONY: help install lock test lint repro pdf paper-tools paper-tools-or-skip ui suc mlp lenet cnn bnn claims
 
+# The descriptions start in one column, two spaces after the longest target name.
 help: ## list the targets
 	@echo "FreeGrad reproduction workbench"
-	@grep -E '^[a-z][a-z -]*:.*## ' $(MAKEFILE_LIST) | \
-		awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z][a-z -]*:.*## ' $(MAKEFILE_LIST) | \
+		awk -F':.*## ' '{n[NR] = $$1; d[NR] = $$2; if (length($$1) > w) w = length($$1)} \
+		END {for (i = 1; i <= NR; i++) printf "  make %-" w "s  %s\n", n[i], d[i]}'
 
 # Re-runs only when a pyproject, the lock or the kernels' source changes (or the venv is
 # missing).  Every package comes at the exact version of requirements.lock (torch's too).
