@@ -5,12 +5,14 @@
 Separate from training, so restyling a figure never retrains.  Writes, as
 ``.png`` and ``.pdf`` under ``reports/figures/``:
 
-* ``<name>``: test accuracy and training loss per epoch, mean over seeds with a
-  ±1 std band, one line per configuration (``reports/curves/<name>.csv``);
+* ``<name>``: test accuracy (%) and training loss per epoch, mean over seeds with a
+  ±1 std band (clipped to the metric's range), one line per configuration; more than six
+  configurations as small multiples of at most six lines (``line_panels``)
+  (``reports/curves/<name>.csv``);
 * ``activations``: every forward and backward rule the configurations use, computed by
   freegrad itself (``fg.FORWARDS``, ``fg.get(rule)``; stochastic rules as one draw);
 * ``<name>_<figure>``: each entry of the experiment's ``figures`` in params.yaml, over the
-  configurations' grid axes (never their names): a ``heatmap`` of final test accuracy
+  configurations' grid axes (never their names): a ``heatmap`` of final test accuracy in %
   (``rows`` x ``columns``, a panel per ``panels`` value; e.g. ``cnn_jamming``,
   ``mlp_sweep_grid``) or ``lines`` (against axis ``x``, a line per ``lines`` value;
   ``bnn_accuracy_vs_d``);
@@ -87,7 +89,7 @@ def line_panels(names: list[str], axes: dict, max_lines: int = MAX_LINES) -> lis
     return panels
 
 
-def _draw(ax, curves: pd.DataFrame, names: list[str], col: str) -> None:
+def _draw(ax, curves: pd.DataFrame, names: list[str], col: str, size: float = 8) -> None:
     colors = plt.get_cmap("tab10").colors  # distinct within a panel (<= MAX_LINES lines)
     for i, cname in enumerate(names):
         g = curves[curves["config"] == cname]
@@ -99,7 +101,7 @@ def _draw(ax, curves: pd.DataFrame, names: list[str], col: str) -> None:
         ax.fill_between(stats.index, *_band(stats["mean"], stats["std"], col), color=color,
                         alpha=0.18, lw=0)
     ax.grid(alpha=0.3)
-    ax.tick_params(labelsize=8)
+    ax.tick_params(labelsize=size)
 
 
 def plot(curves: pd.DataFrame, title: str, configs: dict | None = None):
@@ -113,13 +115,13 @@ def plot(curves: pd.DataFrame, title: str, configs: dict | None = None):
     axes = {n: (configs or {}).get(n, {}).get("axes", {}) for n in names}
     panels = line_panels(names, axes)
     if len(panels) == 1:
-        fig, pair = plt.subplots(1, 2, figsize=(8.0, 3.0), constrained_layout=True)
+        fig, pair = plt.subplots(1, 2, figsize=(7.2, 2.8), constrained_layout=True)
         for ax, (col, label) in zip(pair, PANELS, strict=True):
-            _draw(ax, curves, names, col)
-            ax.set_xlabel("epoch", fontsize=9)
-            ax.set_ylabel(label, fontsize=9)
+            _draw(ax, curves, names, col, size=9)
+            ax.set_xlabel("epoch", fontsize=10)
+            ax.set_ylabel(label, fontsize=10)
         fig.legend(*pair[0].get_legend_handles_labels(), loc="outside right upper",
-                   frameon=False, fontsize=8)
+                   frameon=False, fontsize=9)
         fig.suptitle(title, fontsize=10)
         return fig
     nrows = math.ceil(len(panels) / 3)
