@@ -19,9 +19,20 @@ from experiments import paths, tables
 from paper import BuildError
 
 
+def quotes(s: str) -> str:
+    """Straight quotes outside `code` as opening and closing ones ("Ones" -> “Ones”, 'x' ->
+    ‘x’): with TeX ligatures a straight " prints as a closing quote on both sides."""
+    parts = re.split(r"(`[^`]*`)", s)
+    for i in range(0, len(parts), 2):
+        parts[i] = re.sub(r'"([^"]*)"', "\u201c\\1\u201d", parts[i])
+        parts[i] = re.sub(r"(?<!\w)'([^']*)'(?!\w)", "\u2018\\1\u2019", parts[i])
+    return "".join(parts)
+
+
 def escape(s) -> str:
-    """Text for LaTeX: special characters escaped, `code` as \\texttt, ± in math."""
-    s = str(s)
+    """Text for LaTeX: special characters escaped, quotes paired, `code` as \\texttt, ± in
+    math."""
+    s = quotes(str(s))
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
                  ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
         s = s.replace(a, b)

@@ -3,7 +3,9 @@
 Formats: ``pct[:d]`` (0.9975 -> 99.75%, d decimals, default 1), ``pts[:d]`` (0.01 -> 1: a
 fraction in points, default 0 decimals), ``pp[:d]`` (signed difference in percentage
 points: +0.05), ``pm_pct[:d]`` (key of a {mean,std} pair without .mean: 99.75 ± 0.11%),
-``pm[:d]``, ``f[:d]`` (fixed decimals, default 2), ``int``, ``list``, ``code`` (verbatim).
+``pm[:d]``, ``f[:d]`` (fixed decimals, default 2), ``int``, ``list``, ``code`` (verbatim),
+``count:<noun>[/<plural>]`` (a whole number and its noun, singular or plural: 1 experiment,
+7 experiments; ``count:analysis/analyses``).
 Numbers are formatted by ``experiments.tables`` (the tables' formatter).  An unknown key
 stops the build naming the key, the line and the file that should hold it; a key of a
 configuration the profile did not run becomes "not run (profile ...)".
@@ -90,7 +92,21 @@ def format_value(key: str, fmt: str | None, values: dict) -> str:
         return f"{int(round(value)):d}"
     if name == "code":
         return f"`{value}`"
-    raise KeyError(f"unknown format {fmt!r} (pct, pts, pp, pm, pm_pct, f, int, list, code)")
+    if name == "count":
+        return count(value, arg)
+    raise KeyError(f"unknown format {fmt!r} (pct, pts, pp, pm, pm_pct, f, int, list, code, "
+                   "count:<noun>)")
+
+
+def count(value, noun: str) -> str:
+    """``7 experiments``, ``1 experiment``: a whole number and ``noun`` (``singular`` or
+    ``singular/plural``; the plural defaults to singular + s) in the right number."""
+    if not noun.strip():
+        raise ValueError("count needs a noun: count:<noun> or count:<noun>/<plural>")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise ValueError(f"count needs a whole number, got {value!r}")
+    one, _, many = (w.strip() for w in noun.partition("/"))
+    return f"{int(value)} {one if int(value) == 1 else (many or one + 's')}"
 
 
 def _needed_keys(key: str, fmt: str | None) -> list[str]:
