@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-import shutil
 from importlib import metadata
 
 import yaml
@@ -65,27 +64,32 @@ def test_make_install_installs_from_the_lock():
     assert "pip install --quiet -c requirements.lock" in makefile
 
 
-def test_a_fresh_clone_after_install_has_no_changed_code_deps(tmp_path_factory):
-    """`dvc status` of a fresh clone, with the build artefacts `make install` leaves in the
-    tree (an egg-info beside the package), reports no committed stage's code or params as
-    changed (data/ is DVC's cache, absent from a clone: those deps are not counted)."""
+def test_build_artefacts_in_a_fresh_clone_are_no_stage_dependency(tmp_path_factory):
+    """The egg-info `make install` leaves beside the package (and any other build artefact
+    `.dvcignore` names) changes no stage's dependency: a stage that depends on
+    libs/freegrad/src, run in a fresh clone, stays up to date when the artefact appears."""
     ws = new_workspace(tmp_path_factory, "clone")
     repo, env = ws["repo"], ws["env"]
-    shutil.copy2(paths.ROOT / "dvc.lock", repo / "dvc.lock")
+    sh(["dvc", "stage", "add", "--name", "probe", "--deps", "libs/freegrad/src", "true"], repo,
+       env)
+    sh(["dvc", "repro", "--single-item", "probe"], repo, env)
+    assert _changed(repo, env) == {}
     info = repo / "libs/freegrad/src/freegrad.egg-info"
     info.mkdir()
     (info / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: freegrad\n")
-    status = json.loads(sh(["dvc", "status", "--json"], repo, env).stdout)
-    changed = {}
-    for stage, entries in status.items():
-        for entry in entries:
-            if not isinstance(entry, dict):
-                continue
-            for dep in entry.get("changed deps", {}) | entry.get("changed params", {}):
-                if not dep.startswith("data/"):
-                    changed.setdefault(stage, []).append(dep)
-    locked = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
-    assert {s: c for s, c in changed.items() if s in locked} == {}
+    (repo / "libs/freegrad/src/freegrad/__pycache__").mkdir(exist_ok=True)
+    (repo / "libs/freegrad/src/freegrad/__pycache__/x.cpython-311.pyc").write_bytes(b"\0")
+    assert _changed(repo, env) == {}
+    (repo / "libs/freegrad/src/freegrad/new_module.py").write_text("# a real change\n")
+    assert _changed(repo, env) == {"probe": ["libs/freegrad/src"]}  # the probe can fail
+
+
+def _changed(repo, env) -> dict:
+    """{stage: changed deps} of the probe stage, as `dvc status` reports them."""
+    status = json.loads(sh(["dvc", "status", "--json", "probe"], repo, env).stdout)
+    return {stage: sorted(dep for e in entries if isinstance(e, dict)
+                          for dep in e.get("changed deps", {}))
+            for stage, entries in status.items()}
 
 
 def _imported_modules(module: str, seen: set[str] | None = None) -> set[str]:
