@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from experiments.executor import ADDRESS_ENV, RETRIES, Executor, ExecutorError
+from experiments.executor import ADDRESS_ENV, RETRIES, Executor, ExecutorError, task_key
 
 
 def _square(unit: int) -> tuple[int, int]:
@@ -127,3 +127,15 @@ def test_a_worker_reuses_freed_tensor_memory_despite_the_nannys_malloc_setting()
     assert changed
     assert as_is > 40 * 500, as_is
     assert fixed < as_is / 20, (fixed, as_is)
+
+
+def test_every_unit_is_one_dask_task_group():
+    """One key prefix for all units, so Dask queues them at the scheduler and balances them
+    over the workers (unique prefixes left one worker idle while the other held 10 units)."""
+    from distributed.utils import key_split
+
+    names = ["cnn/relu_true/seed0", "cnn/logistic_true_lr1.0/seed2", "suc/standard/seeds0-1-2",
+             "mlp_sweep/bs16_lr0.01_standard/seeds0-1-2-3-4"]
+    keys = [task_key(n, i) for i, n in enumerate(names)]
+    assert {key_split(k) for k in keys} == {"train_unit"}
+    assert len(set(keys)) == len(keys)
