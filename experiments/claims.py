@@ -110,10 +110,14 @@ def pick_control(candidates: list[str], summaries: dict, metric: str, rule: str)
     in ``summaries`` (an experiment's metrics) with a mean, the one ``rule`` picks; None if
     there is none.  ``best_mean``: the highest mean of ``metric``; ties go to the earlier."""
     control_rule(rule)
-    present = [c for c in candidates
-               if c in summaries and summaries[c][metric]["mean"] is not None]
     # max keeps the first of equal means: the baseline wins a tie
-    return max(present, key=lambda c: summaries[c][metric]["mean"], default=None)
+    return max(with_mean(candidates, summaries, metric),
+               key=lambda c: summaries[c][metric]["mean"], default=None)
+
+
+def with_mean(names: list[str], summaries: dict, metric: str) -> list[str]:
+    """``names`` that are in ``summaries`` with a mean of ``metric`` (run, not diverged)."""
+    return [n for n in names if n in summaries and summaries[n][metric]["mean"] is not None]
 
 
 def _r(x):
@@ -165,8 +169,8 @@ def judge(metrics: dict, runs: dict, settings: dict, specs: dict) -> list[dict]:
             b, c = metrics[exp][p["baseline"]][metric], metrics[exp][p["config"]][metric]
             if b["mean"] is None or c["mean"] is None:
                 continue
-            candidates = [n for n in params_mod.controls_of(p["config"], specs[exp])
-                          if n in metrics[exp] and metrics[exp][n][metric]["mean"] is not None]
+            candidates = with_mean(params_mod.controls_of(p["config"], specs[exp]),
+                                   metrics[exp], metric)
             p["candidates"] = candidates
             p["control"] = pick_control(candidates, metrics[exp], metric, rule)
             p["control_axes"] = specs[exp]["configs"][p["control"]]["axes"]

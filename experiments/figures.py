@@ -104,13 +104,21 @@ def _draw(ax, curves: pd.DataFrame, names: list[str], col: str, size: float = 8)
     ax.tick_params(labelsize=size)
 
 
+def _loss_scale(ax, losses: pd.Series) -> None:
+    """A log scale when a panel's losses span more than 100x (a diverging run, 1e9, would
+    flatten every other line at 0); each panel keeps its own loss scale for that reason."""
+    positive = losses[losses > 0]
+    if len(positive) and positive.max() > 100 * positive.min():
+        ax.set_yscale("log")
+
+
 def plot(curves: pd.DataFrame, title: str, configs: dict | None = None):
     """Test accuracy and training loss per epoch, mean over seeds with a ±1 std band.
 
     A few configurations: one pair of panels, the legend to its right.  More: small
     multiples (``line_panels``), each a test-accuracy panel over a training-loss panel
-    with its own legend below, outside the data; accuracy and loss scales are shared so
-    panels compare at a glance."""
+    with its own legend below, outside the data; the accuracy scale is shared so panels
+    compare at a glance, the loss scale is each panel's own (``_loss_scale``)."""
     names = list(dict.fromkeys(curves["config"]))
     axes = {n: (configs or {}).get(n, {}).get("axes", {}) for n in names}
     panels = line_panels(names, axes)
@@ -132,12 +140,12 @@ def plot(curves: pd.DataFrame, title: str, configs: dict | None = None):
     ref: dict = {}
     for sub, (head, members) in zip(subs.flat, panels, strict=False):
         acc = sub.add_subplot(2, 1, 1, sharey=ref.get("acc"))
-        loss = sub.add_subplot(2, 1, 2, sharex=acc, sharey=ref.get("loss"))
+        loss = sub.add_subplot(2, 1, 2, sharex=acc)
         ref.setdefault("acc", acc)
-        ref.setdefault("loss", loss)
         for ax, (col, label) in zip((acc, loss), PANELS, strict=True):
             _draw(ax, curves, members, col)
             ax.set_ylabel(label, fontsize=8)
+        _loss_scale(loss, curves[curves["config"].isin(members)]["train_loss"])
         loss.set_xlabel("epoch", fontsize=8)
         acc.set_title("\n".join(textwrap.wrap(head, 34)), fontsize=9)
         sub.legend(*acc.get_legend_handles_labels(), loc="outside lower center",
@@ -228,11 +236,10 @@ def plot_lines(spec: dict, metrics: dict, fig_spec: dict, title: str):
     for line in _values(data, 0):
         pts = sorted((k[1], 100 * s["mean"], 100 * s["std"]) for k, s in data.items()
                      if k[0] == line and s["mean"] is not None)
-        xs, mean, std = ([p[i] for p in pts] for i in range(3))
-        # ±1 std, clipped to [0, 100] % like the curves' bands (no accuracy above 100 %)
-        yerr = [[m - max(m - s, 0.0) for m, s in zip(mean, std, strict=True)],
-                [min(m + s, 100.0) - m for m, s in zip(mean, std, strict=True)]]
-        ax.errorbar(xs, mean, yerr=yerr, marker="o", capsize=3, label=_label(line))
+        xs, mean, std = (pd.Series([p[i] for p in pts], dtype=float) for i in range(3))
+        lo, hi = _band(mean, std, "test_acc")  # ±1 std clipped to [0, 100] %, as the curves'
+        ax.errorbar(xs, mean, yerr=[mean - lo, hi - mean], marker="o", capsize=3,
+                    label=_label(line))
     if all(isinstance(v, int) and v > 0 for v in _values(data, 1)):
         ax.set_xscale("log", base=2)
     ax.set_xlabel(x)

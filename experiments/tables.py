@@ -120,17 +120,21 @@ def control_label(c: dict) -> str:
     return f"{c['control']} (best of {n})"
 
 
+def _judged(c: dict, prefix: str = "") -> list[str]:
+    """A claim's S / N / I counts, worst difference and verdict against its baseline
+    (``prefix`` "") or against our control (``prefix`` "control_")."""
+    counts = c[f"{prefix}counts"]
+    return [" / ".join(str(counts[v]) for v in VERDICTS),
+            num(c[f"{prefix}worst_diff"], 100, signed=True), c[f"{prefix}verdict"]]
+
+
 def claims_summary(items: list[dict]) -> tuple[list[str], list[list[str]]]:
     """One row per claim: words, experiments, rows, and against the baseline and against
     our control: counts per verdict, worst difference, verdict."""
     header = ["Claim", "Experiments", "Rows", "S / N / I", "Worst diff. (pts)", "Verdict",
               f"S / N / I, {CONTROL}", f"Worst diff., {CONTROL} (pts)",
               f"Verdict, {CONTROL}"]
-    rows = [[c["claim"], c["experiment"], str(c["rows"]),
-             " / ".join(str(c["counts"][v]) for v in VERDICTS),
-             num(c["worst_diff"], 100, signed=True), c["verdict"],
-             " / ".join(str(c["control_counts"][v]) for v in VERDICTS),
-             num(c["control_worst_diff"], 100, signed=True), c["control_verdict"]]
+    rows = [[c["claim"], c["experiment"], str(c["rows"]), *_judged(c), *_judged(c, "control_")]
             for c in items if c["kind"] == "summary"]
     return header, rows
 
@@ -167,10 +171,7 @@ def claims_summary_lines(items: list[dict]) -> tuple[list[str], list[dict]]:
     for c in items:
         if c["kind"] != "summary":
             continue
-        base = [" / ".join(str(c["counts"][v]) for v in VERDICTS),
-                num(c["worst_diff"], 100, signed=True), c["verdict"]]
-        ctrl = [" / ".join(str(c["control_counts"][v]) for v in VERDICTS),
-                num(c["control_worst_diff"], 100, signed=True), c["control_verdict"]]
+        base, ctrl = _judged(c), _judged(c, "control_")
         if not c["rows"]:
             lines = []
         elif not c["control_not_baseline"]:

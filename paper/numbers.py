@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -102,26 +103,18 @@ def _claims_numbers(layout: paths.Layout, values: dict, sources: dict) -> None:
         return
     claims = _load(layout.claims_json)
     sources["claims"] = layout.rel(layout.claims_json)
-    verdicts: dict = {}
-    controls: dict = {}
-    other = 0
     for c in claims:
         for k, v in c.items():
             if k != "id":
                 _flatten(f"claims.{c['id']}.{k}", v, values)
-        if c.get("kind", "row") == "row":
-            verdict = str(c.get("verdict"))
-            verdicts[verdict] = verdicts.get(verdict, 0) + 1
-            verdict = str(c.get("control_verdict"))
-            controls[verdict] = controls.get(verdict, 0) + 1
-            other += not c.get("control_is_baseline", True)
-    values["claims.count"] = sum(verdicts.values())
+    rows = [c for c in claims if c.get("kind", "row") == "row"]
+    for field, name in (("verdict", "verdicts"), ("control_verdict", "control_verdicts")):
+        counts = Counter(str(c.get(field)) for c in rows)
+        for v in ("supported", "not supported", "inconclusive", *sorted(counts)):
+            values[f"claims.{name}.{v.replace(' ', '_')}"] = counts.get(v, 0)
+    values["claims.count"] = len(rows)
     values["claims.summaries"] = sum(c.get("kind") == "summary" for c in claims)
-    for v in ("supported", "not supported", "inconclusive", *sorted(verdicts)):
-        values[f"claims.verdicts.{v.replace(' ', '_')}"] = verdicts.get(v, 0)
-    for v in ("supported", "not supported", "inconclusive", *sorted(controls)):
-        values[f"claims.control_verdicts.{v.replace(' ', '_')}"] = controls.get(v, 0)
-    values["claims.control_other"] = other
+    values["claims.control_other"] = sum(not c.get("control_is_baseline", True) for c in rows)
 
 
 def collect(layout: paths.Layout = paths.LAYOUT, params: dict | None = None) -> dict:

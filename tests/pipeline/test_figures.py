@@ -125,3 +125,19 @@ def test_cosine_legend_is_one_readable_legend_outside_the_panels():
     assert min(t.get_fontsize() for t in lg.get_texts()) >= 9
     box = lg.get_window_extent()
     assert not any(_overlaps(box, ax.get_window_extent()) for ax in fig.axes)
+
+
+def test_a_diverging_run_puts_only_its_own_loss_panel_on_a_log_scale():
+    """cnn's `mode='sign'` readings reach a training loss of ~1e9: on a shared linear scale
+    every other loss panel was a flat line at 0."""
+    spec = P.resolve(P.load(), "cnn", "full")
+    curves = fake_curves(spec["configs"])
+    diverging = curves["config"] == "relu_rectangular_jam_sign"
+    curves.loc[diverging, "train_loss"] = 1e9
+    fig = figures.plot(curves, spec["title"], spec["configs"])
+    loss_axes = [ax for ax in fig.axes if ax.get_ylabel() == "training loss"]
+    assert len(loss_axes) > 1
+    assert [ax.get_yscale() for ax in loss_axes].count("log") == 1
+    for ax in loss_axes:
+        if ax.get_yscale() == "linear":
+            assert ax.get_ylim()[1] < 10  # the other panels keep their own, readable scale
