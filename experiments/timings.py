@@ -1,0 +1,36 @@
+"""Print the wall time and device of each train stage's last run, from ``reports/timings/``.
+
+``python -m experiments.timings`` prints a Markdown table (README, "Results").  The stage
+time is the last process's: a stage resumed from its run cache (README, "Faults") counts only
+the runs it trained after the restart, while its runs' epochs (the last column) count all."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from experiments import paths
+
+
+def rows() -> list[dict]:
+    out = []
+    for path in sorted(paths.TIMINGS.glob("*.json")):
+        record = json.loads(path.read_text())
+        runs = [run for config in record["configs"].values() for run in config["runs"].values()]
+        out.append({"stage": f"train@{record['experiment']}", "device": record["device"],
+                    "threads": record["torch_threads"], "runs": len(runs),
+                    "stage_min": record["stage_seconds"] / 60,
+                    "epoch_min": sum(sum(r["epoch_seconds"]) for r in runs) / 60})
+    return out
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| stage | device | threads per run | runs timed (not diverged) | stage wall (min) | "
+             "runs' epochs, summed (min) |", "|---|---|---|---|---|---|"]
+    lines += [f"| `{r['stage']}` | {r['device']} | {r['threads']} | {r['runs']} | "
+              f"{r['stage_min']:.1f} | {r['epoch_min']:.1f} |" for r in rows]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(table(rows()) + "\n")

@@ -1,0 +1,26 @@
+"""`python -m experiments.timings`: the README's table of each train stage's device and wall
+time, read from reports/timings/."""
+
+from __future__ import annotations
+
+import json
+
+from experiments import paths, timings
+
+
+def test_the_table_has_a_row_per_timed_stage_with_its_device_and_times(tmp_path, monkeypatch):
+    record = {"experiment": "toy", "device": "cpu", "torch_threads": 1, "stage_seconds": 90.0,
+              "configs": {"a": {"runs": {"seed_0": {"epoch_seconds": [30.0, 30.0]},
+                                         "seed_1": {"epoch_seconds": [60.0]}}}}}
+    (tmp_path / "toy.json").write_text(json.dumps(record))
+    monkeypatch.setattr(paths, "TIMINGS", tmp_path)
+    rows = timings.rows()
+    assert rows == [{"stage": "train@toy", "device": "cpu", "threads": 1, "runs": 2,
+                     "stage_min": 1.5, "epoch_min": 2.0}]
+    assert timings.table(rows).splitlines()[-1] == "| `train@toy` | cpu | 1 | 2 | 1.5 | 2.0 |"
+
+
+def test_every_committed_train_stage_is_timed():
+    stages = {row["stage"] for row in timings.rows()}
+    runs = {f"train@{p.stem}" for p in paths.RUNS.glob("*.json")}
+    assert runs <= stages, sorted(runs - stages)
