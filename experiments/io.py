@@ -74,8 +74,11 @@ def write_torch(path: Path, obj) -> None:
         tmp.write_bytes(torch_bytes(obj))
 
 
-def write_json(path: Path, obj) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
+def write_json(path: Path, obj, strict: bool = True) -> None:
+    """``obj`` as JSON.  ``strict``: a NaN or infinity is an error (reports are read by DVC
+    and other tools); else they are written as ``NaN`` / ``Infinity``, which ``json.loads``
+    reads back."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=not strict) + "\n")
 
 
 def csv_text(rows: list[dict], fields: list[str], digits: int) -> str:

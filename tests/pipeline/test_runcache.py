@@ -4,6 +4,7 @@ survive only when whole."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -47,6 +48,16 @@ def test_an_entry_round_trips_and_retrain_ignores_it(cache, monkeypatch):
     assert cache.load(key) == value
     monkeypatch.setenv(runcache.RETRAIN_ENV, "1")
     assert runcache.RunCache("suc", DEPS, "full", cache.directory.parent).load(key) is None
+
+
+def test_an_entry_keeps_an_infinite_diagnostic(cache):
+    """A norm ratio is infinite where the true gradient is zero and the rule's is not (a
+    saturated Logistic under `constant`, LeNet-5 full profile): the entry keeps it."""
+    key = cache.key(**RUN)
+    value = {"diagnostics": [{"step": 50, "norm_ratio": math.inf, "cosine": math.nan}]}
+    cache.store(key, value)
+    back = cache.load(key)["diagnostics"][0]
+    assert back["norm_ratio"] == math.inf and math.isnan(back["cosine"])
 
 
 def test_a_corrupt_entry_is_ignored_with_one_warning(cache, caplog):
