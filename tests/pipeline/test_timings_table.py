@@ -24,3 +24,9 @@ def test_every_committed_train_stage_is_timed():
     stages = {row["stage"] for row in timings.rows()}
     runs = {f"train@{p.stem}" for p in paths.RUNS.glob("*.json")}
     assert runs <= stages, sorted(runs - stages)
+
+
+def test_the_readmes_results_table_is_what_the_command_prints():
+    """The README quotes `python -m experiments.timings`, not numbers typed by hand."""
+    readme = (paths.ROOT / "README.md").read_text()
+    assert timings.table(timings.rows()) in readme, "rerun `python -m experiments.timings`"
