@@ -5,21 +5,39 @@
 // own. Here each is one loop over memory, parallel on ATen's OpenMP pool.
 //
 // fused_interval_forward computes an activation y = F(x) and the mask 1[lo <= x <= hi] of a
-// rule in one sweep over memory: block by block, ATen's own kernel writes y while the block of
-// x is in cache, then the mask is taken from the cached block. y is bit for bit what F's op
-// gives for the whole tensor: ATen's vectorised loops treat the last (n mod 2*vector width)
-// elements of each thread's range with scalar code, whose rounding can differ (sigmoid's exp,
-// say), so the blocks follow the same thread ranges (see thread_ranges) and start at multiples
-// of the block size from each range's start: each block then has the scalar tail exactly where the
-// whole-tensor call has it.
+// rule in one sweep over memory. y is bit for bit what F's op gives for the whole tensor:
+// ATen's vectorised loops treat the last (n mod 2*vector width) elements of each thread's range
+// with scalar code, whose rounding can differ (sigmoid's exp, say), so the sweep follows the same
+// thread ranges (see thread_ranges) and keeps each range's scalar tail where ATen has it.
+// * Logistic, where ATen's sigmoid is vectorised (AVX2, AVX-512): one pass. Our loop computes
+//   sigmoid as ATen's kernel does, with the same exp (Sleef's, exported by libtorch_cpu), a small
+//   tile at a time, and takes the mask from the tile of x while it is in L1.
+// * Every other op: block by block, ATen's own kernel writes y while the block of x is in cache,
+//   then the mask is taken from the cached block. Blocks start at multiples of the block size
+//   from each range's start, so each has the scalar tail exactly where the whole-tensor call has it.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#include <ATen/Version.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define FG_SLEEF_SIGMOID 1
+// Sleef's exp, as ATen's Vectorized<float/double>::exp calls it (AVX-512 and AVX2 builds).
+extern "C" {
+__m512 Sleef_expf16_u10(__m512);
+__m512d Sleef_expd8_u10(__m512d);
+__m256 Sleef_expf8_u10(__m256);
+__m256d Sleef_expd4_u10(__m256d);
+}
+#endif
 
 namespace {
 
@@ -112,12 +130,28 @@ FG_CLONES void masked_f64(const double* __restrict g, const uint8_t* __restrict 
   for (int64_t i = 0; i < n; ++i) out[i] = g[i] * static_cast<double>(m[i]);
 }
 
-inline void masked_serial(const float* g, const bool* m, float* out, int64_t n) {
-  masked_f32(g, reinterpret_cast<const uint8_t*>(m), out, n);
+// where(mask, grad, grad * outside): inside the mask g as it is, outside g scaled.
+FG_CLONES void where_scaled_f32(const float* __restrict g, const uint8_t* __restrict m,
+                                float outside, float* __restrict out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = m[i] ? g[i] : g[i] * outside;
 }
 
-inline void masked_serial(const double* g, const bool* m, double* out, int64_t n) {
-  masked_f64(g, reinterpret_cast<const uint8_t*>(m), out, n);
+FG_CLONES void where_scaled_f64(const double* __restrict g, const uint8_t* __restrict m,
+                                double outside, double* __restrict out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = m[i] ? g[i] : g[i] * outside;
+}
+
+// outside 0: grad * mask, whose bits (NaN * 0, -g * 0) differ from a where's.
+inline void masked_serial(const float* g, const bool* m, float outside, float* out, int64_t n) {
+  const auto* bytes = reinterpret_cast<const uint8_t*>(m);
+  if (outside == 0) masked_f32(g, bytes, out, n);
+  else where_scaled_f32(g, bytes, outside, out, n);
+}
+
+inline void masked_serial(const double* g, const bool* m, double outside, double* out, int64_t n) {
+  const auto* bytes = reinterpret_cast<const uint8_t*>(m);
+  if (outside == 0) masked_f64(g, bytes, out, n);
+  else where_scaled_f64(g, bytes, outside, out, n);
 }
 
 // The loops walk memory, not indices: any dense layout works (contiguous, channels_last...)
@@ -155,6 +189,86 @@ std::vector<std::pair<int64_t, int64_t>> thread_ranges(int64_t n) {
   const int64_t chunk = divup(n, used);
   for (int64_t begin = 0; begin < n; begin += chunk) ranges.emplace_back(begin, std::min(n, begin + chunk));
   return ranges;
+}
+
+// --- Logistic in one pass ---------------------------------------------------------------------
+
+// ATen's scalar sigmoid (its loops' tails, and the whole loop without vector units).
+template <typename T>
+inline void sigmoid_scalar(const T* x, T* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = static_cast<T>(1) / (static_cast<T>(1) + std::exp(-x[i]));
+}
+
+#ifdef FG_SLEEF_SIGMOID
+// ATen's vectorised sigmoid, step for step: y = 1 / (exp(-x) + 1), -x a flip of the sign bit (of a
+// NaN's too). V is a GCC/Clang vector type (__m512 is float x 16), whose operators are the plain
+// IEEE operations. n is a multiple of V's width.
+template <typename V, typename T, V (*Exp)(V)>
+__attribute__((always_inline)) inline void sigmoid_vectors(const T* x, T* y, int64_t n) {
+  constexpr int64_t width = sizeof(V) / sizeof(T);
+  for (int64_t i = 0; i < n; i += width) {
+    V a;
+    std::memcpy(&a, x + i, sizeof(V));
+    a = Exp(-a) + static_cast<T>(1);
+    a = static_cast<T>(1) / a;
+    std::memcpy(y + i, &a, sizeof(V));
+  }
+}
+
+__attribute__((target("avx512f"))) void sigmoid_avx512(const float* x, float* y, int64_t n) {
+  sigmoid_vectors<__m512, float, Sleef_expf16_u10>(x, y, n);
+}
+__attribute__((target("avx512f"))) void sigmoid_avx512(const double* x, double* y, int64_t n) {
+  sigmoid_vectors<__m512d, double, Sleef_expd8_u10>(x, y, n);
+}
+__attribute__((target("avx2,fma"))) void sigmoid_avx2(const float* x, float* y, int64_t n) {
+  sigmoid_vectors<__m256, float, Sleef_expf8_u10>(x, y, n);
+}
+__attribute__((target("avx2,fma"))) void sigmoid_avx2(const double* x, double* y, int64_t n) {
+  sigmoid_vectors<__m256d, double, Sleef_expd4_u10>(x, y, n);
+}
+#endif
+
+// Which loop ATen's sigmoid runs here (its CPU capability): AVX-512 or AVX2 vectors, scalar code
+// only (DEFAULT), or one we have no copy of (not x86, say), where the block path calls ATen.
+enum class SigmoidPath { kBlocks, kScalar, kAvx2, kAvx512 };
+
+SigmoidPath sigmoid_path() {
+#ifdef FG_SLEEF_SIGMOID
+  static const SigmoidPath path = [] {
+    const std::string capability = at::get_cpu_capability();
+    if (capability == "AVX512") return SigmoidPath::kAvx512;
+    if (capability == "AVX2") return SigmoidPath::kAvx2;
+    if (capability == "DEFAULT") return SigmoidPath::kScalar;
+    return SigmoidPath::kBlocks;
+  }();
+  return path;
+#else
+  return SigmoidPath::kBlocks;
+#endif
+}
+
+// Elements of x per tile: its tile (8 KiB of float32) stays in L1 between y and the mask.
+constexpr int64_t kTile = 2048;
+
+// One thread's range of sigmoid_interval: ATen's loop does 2 vectors a step, then the scalar tail.
+template <typename T>
+void sigmoid_interval_range(const T* x, T* y, bool* mask, int64_t n, int64_t tile, T lo, T hi,
+                            bool lo_closed, bool hi_closed) {
+  const auto path = sigmoid_path();
+  const int64_t width = path == SigmoidPath::kAvx512 ? 64 / sizeof(T)
+                        : path == SigmoidPath::kAvx2 ? 32 / sizeof(T) : 0;
+  const int64_t body = width ? n / (2 * width) * (2 * width) : 0;
+  for (int64_t start = 0; start < body; start += tile) {
+    const int64_t len = std::min(tile, body - start);
+#ifdef FG_SLEEF_SIGMOID
+    if (path == SigmoidPath::kAvx512) sigmoid_avx512(x + start, y + start, len);
+    else sigmoid_avx2(x + start, y + start, len);
+#endif
+    fill_interval_serial(x + start, mask + start, len, lo, hi, lo_closed, hi_closed);
+  }
+  sigmoid_scalar(x + body, y + body, n - body);
+  fill_interval_serial(x + body, mask + body, n - body, lo, hi, lo_closed, hi_closed);
 }
 
 // The forwards with a native op (forwards.py), in the order of kernels.FUSED.
@@ -206,6 +320,12 @@ std::vector<torch::Tensor> fused_interval_forward(const torch::Tensor& input, in
       at::AutoDispatchBelowADInplaceOrView below_autograd;  // plain tensors, no graph
       for (int64_t r = first; r < last; ++r) {
         const auto [begin, end] = ranges[r];
+        if (op == kSigmoid && sigmoid_path() != SigmoidPath::kBlocks) {
+          sigmoid_interval_range(xp + begin, y.data_ptr<scalar_t>() + begin, mp + begin,
+                                 end - begin, block > 0 ? block : kTile, lo_t, hi_t, lo_closed,
+                                 hi_closed);
+          continue;
+        }
         const int64_t step = block > 0 ? block : block_size(end - begin);
         for (int64_t start = begin; start < end; start += step) {
           const int64_t stop = std::min(end, start + step);
@@ -234,8 +354,10 @@ torch::Tensor interval_mask(const torch::Tensor& x, double lo, double hi, bool l
   return mask;
 }
 
-// grad * mask, value for value what PyTorch's product gives (NaN * 0 is NaN, -g * 0 is -0).
-torch::Tensor masked_grad(const torch::Tensor& grad, const torch::Tensor& mask) {
+// grad * mask, value for value what PyTorch's product gives (NaN * 0 is NaN, -g * 0 is -0); for
+// outside != 0, torch.where(mask, grad, grad * outside), outside rounded to grad's dtype as
+// PyTorch does with a Python number.
+torch::Tensor masked_grad(const torch::Tensor& grad, const torch::Tensor& mask, double outside) {
   check_input(grad, "grad");
   check_input(mask, "mask");
   TORCH_CHECK(mask.scalar_type() == torch::kBool, "mask must be bool");
@@ -246,8 +368,9 @@ torch::Tensor masked_grad(const torch::Tensor& grad, const torch::Tensor& mask) 
     const scalar_t* g = grad.data_ptr<scalar_t>();
     const bool* m = mask.data_ptr<bool>();
     scalar_t* o = out.data_ptr<scalar_t>();
+    const auto scale = static_cast<scalar_t>(outside);
     at::parallel_for(0, grad.numel(), kGrain, [&](int64_t begin, int64_t end) {
-      masked_serial(g + begin, m + begin, o + begin, end - begin);
+      masked_serial(g + begin, m + begin, scale, o + begin, end - begin);
     });
   });
   return out;
@@ -273,7 +396,8 @@ torch::Tensor masked_scalar(const torch::Tensor& value, const torch::Tensor& mas
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
   module.def("interval_mask", &interval_mask, "1[lo <= x <= hi] in one pass");
-  module.def("masked_grad", &masked_grad, "grad * mask in one pass");
+  module.def("masked_grad", &masked_grad, "grad * mask (outside != 0: where(mask, grad, grad * outside)) in one pass",
+             py::arg("grad"), py::arg("mask"), py::arg("outside") = 0.0);
   module.def("masked_scalar", &masked_scalar, "value * mask in one pass (value one number)");
   module.def("fused_interval_forward", &fused_interval_forward,
              "(F(x), 1[lo <= x <= hi]) in one sweep, y bit for bit F's ATen op",

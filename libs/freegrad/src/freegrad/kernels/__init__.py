@@ -9,7 +9,8 @@ eager mode both steps run as the C++ loops of ``csrc/mask_kernels.cpp``:
   ``fused_forward`` computes y and the mask in one sweep over x (y bit for bit the
   native op's); otherwise the mask is one pass of its own (``compute_mask``);
 * backward: ``grad · mask`` in one pass into a fresh gradient (``apply_mask``; also
-  when the gradient is one number expanded, as for ``y.sum()``).
+  when the gradient is one number expanded, as for ``y.sum()``), or the gradient scaled
+  outside the mask (d(LeakyReLU)) in one pass.
 
 Where PyTorch needs two comparisons, an ``&`` and a conversion, each a pass with a
 temporary. The loops are compiled with ``torch.utils.cpp_extension`` (a C++
@@ -349,8 +350,13 @@ def compute_mask(mask_fn: Callable[..., torch.Tensor], x: torch.Tensor, params: 
         return out
 
 
-def apply_mask(grad: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``grad * mask`` for a boolean ``mask`` of the same shape."""
+def apply_mask(grad: torch.Tensor, mask: torch.Tensor, outside: float = 0.0) -> torch.Tensor:
+    """``grad * mask`` for a boolean ``mask`` of the same shape; with ``outside`` ≠ 0,
+    ``torch.where(mask, grad, grad * outside)`` (the gradient scaled, not zeroed, outside)."""
+    if outside != 0:
+        if _use_native(grad, mask):
+            return native().masked_grad(grad, mask, outside)
+        return torch.where(mask, grad, grad * outside)
     if _use_native(grad, mask):
         return native().masked_grad(grad, mask)
     if _one_number(grad, mask):  # e.g. the gradient of y.sum(): one value expanded

@@ -45,7 +45,7 @@ def d_relu6(ctx, grad_out, mask):
     formula="g · (1 if x > 0 else negative_slope)", source=SOURCE,
 )
 def d_leaky_relu(ctx, grad_out, mask, negative_slope=0.01):
-    return torch.where(mask, grad_out, grad_out * negative_slope)
+    return apply_mask(grad_out, mask, outside=negative_slope)
 
 
 @register("d(ELU)", saves="input", formula="g · (1 if x > 0 else alpha · exp(x))", source=SOURCE)
