@@ -10,13 +10,15 @@ per round, rounds interleave the variants (rotating their order), and each ratio
 over rounds of (variant time / native time in the same round), all in one process.
 
 The header gives each variant's bytes read + written per element on paper (forward, backward)
-and the floor ratio they imply; the machine's load (``os.getloadavg``) is printed with the
+and the floor ratio they imply, then the bytes it allocates afresh and the floor with those
+(the kernel zeroes every new page, which at this size glibc maps anew per call;
+``--allocator retain`` reruns under glibc settings that reuse freed memory); the machine's load (``os.getloadavg``) is printed with the
 figures. The published freegrad 1.0.1 is measured the same way in a subprocess (``PYTHONPATH``
 pointing at a ``pip install --no-deps --target`` copy), so both packages can be named
 ``freegrad``; it is off unless ``--published`` is given.
 
     python benchmarks/bench_overhead.py [--rounds 15] [--rows 4096 256] [--threads N] [--clock cpu]
-                                        [--published [--published-dir DIR]]
+                                        [--allocator retain] [--published [--published-dir DIR]]
 
 Targets (2 threads): every Interval rule with a one-pass backward <= 0.95x native, no rule
 <= 1.02x, d(Linear) <= 0.9x; saved bytes/element 0 (constant) and 1 (mask).
@@ -45,9 +47,10 @@ MEMORY_MODULE = (
 )
 BASE_VARIANTS = {"no rule": None, "d(Linear)": "d(Linear)", "rectangular": "rectangular"}
 # Interval rules whose backward is one pass g * mask: the <= 0.95x target applies to them.
-ONE_PASS_MASK_RULES = ["rectangular", "straight_through", "d(ReLU)", "d(ReLU6)", "d(HardTanh)"]
-# Interval rules with more work at backward (a where, random numbers): measured, no target.
-OTHER_MASK_RULES = ["d(LeakyReLU)", "positive_jam", "rectangular_jam"]
+ONE_PASS_MASK_RULES = ["rectangular", "straight_through", "d(ReLU)", "d(ReLU6)", "d(HardTanh)",
+                       "d(LeakyReLU)"]
+# Interval rules that draw random numbers at backward (torch's serial generator): no target.
+OTHER_MASK_RULES = ["positive_jam", "rectangular_jam"]
 TARGETS = {"no rule": 1.02, "d(Linear)": 0.90} | {name: 0.95 for name in ONE_PASS_MASK_RULES}
 MODES = ("dense g", "sum()")
 
@@ -64,11 +67,38 @@ PAPER_BYTES = {
 }
 
 
+# Bytes per element of memory each variant allocates afresh per forward+backward: y (4), the
+# mask (1), x's gradient (4; d(Linear) hands a dense g on, but writes out the expanded g of
+# sum()). Glibc maps an allocation this large (64 MiB) anew on every call, and the kernel zeroes
+# each new page before the op writes it: one more write per fresh byte. This is the floor where
+# memory is not reused (the default allocator); --allocator retain reuses freed memory.
+FRESH_BYTES = {
+    "dense g": {"native": 8, "no rule": 8, "d(Linear)": 4, "mask": 9},
+    "sum()": {"native": 8, "no rule": 8, "d(Linear)": 8, "mask": 9},
+}
+# glibc keeps freed memory for the next allocation: no mmap per allocation, no trimming.
+RETAIN_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 40)}
+
+
 def paper_bytes(mode: str, name: str) -> tuple[int, int] | None:
     table = PAPER_BYTES[mode]
     if name in table:
         return table[name]
     return table["mask"] if name in ONE_PASS_MASK_RULES else None
+
+
+def fresh_bytes(mode: str, name: str) -> int | None:
+    table = FRESH_BYTES[mode]
+    if name in table:
+        return table[name]
+    return table["mask"] if name in ONE_PASS_MASK_RULES else None
+
+
+def allocator() -> str:
+    if all(os.environ.get(k) == v for k, v in RETAIN_ENV.items()):
+        return "retain (glibc keeps freed memory: " + " ".join(
+            f"{k}={v}" for k, v in RETAIN_ENV.items()) + ")"
+    return "system (glibc defaults: a tensor above 32 MiB is mapped anew, on zeroed pages, per call)"
 
 
 def _load() -> str:
@@ -179,6 +209,9 @@ def report(rows: int, rounds: int, ours: dict, published: dict | None) -> None:
     print(f"\nforward+backward of {rows}x{COLS} float32, Logistic; {rounds} interleaved rounds;"
           f" torch {torch.__version__}, {torch.get_num_threads()} threads; {ours['load']} (after)")
     print(f"compiled mask kernels: {ours['mask_kernels']}")
+    print(f"allocator: {allocator()}")
+    print("floor: bytes read + written against native's; fresh floor: the same plus one write "
+          "per byte of freshly allocated memory (the kernel zeroes new pages)")
     print("'no rule' is the native op itself (Activation with no rule in force): its distance from "
           "1.00x is the measurement's noise")
     for mode, result in ours["modes"].items():
@@ -186,7 +219,9 @@ def report(rows: int, rounds: int, ours: dict, published: dict | None) -> None:
         print(f"\n[{mode}] native torch.sigmoid {result['native_ms']:.2f} ms (median); "
               f"bytes/element on paper: native forward {PAPER_BYTES[mode]['native'][0]}, "
               f"backward {PAPER_BYTES[mode]['native'][1]}")
-        header = f"{'variant':<17}{'fwd+bwd B/elem':>15}{'floor':>8}{'measured':>10}{'target':>9}"
+        native_fresh = FRESH_BYTES[mode]["native"]
+        header = (f"{'variant':<17}{'fwd+bwd B/elem':>15}{'floor':>8}{'fresh B':>8}"
+                  f"{'fresh floor':>12}{'measured':>10}{'target':>9}")
         pub = published and mode in published["modes"]
         if pub:
             header += f"{'freegrad ' + published['version']:>17}"
@@ -195,11 +230,16 @@ def report(rows: int, rounds: int, ours: dict, published: dict | None) -> None:
             paper = paper_bytes(mode, name)
             paper_txt = f"{paper[0]} + {paper[1]}" if paper else "-"
             floor = f"{sum(paper) / native_bytes:.2f}x" if paper else "-"
+            fresh = fresh_bytes(mode, name)
+            fresh_txt = str(fresh) if fresh is not None else "-"
+            fresh_floor = (f"{(sum(paper) + fresh) / (native_bytes + native_fresh):.2f}x"
+                           if paper and fresh is not None else "-")
             target = TARGETS.get(name)
             mark = (
                 f"<= {target} {'PASS' if ratio <= target else 'MISS'}" if target else "(no target)"
             )
-            line = f"{name:<17}{paper_txt:>15}{floor:>8}{ratio:>9.3f}x  {mark:<14}"
+            line = (f"{name:<17}{paper_txt:>15}{floor:>8}{fresh_txt:>8}{fresh_floor:>12}"
+                    f"{ratio:>9.3f}x  {mark:<14}")
             if pub:
                 their = published["modes"][mode]["ratios"].get(name)
                 line += f"{their:>9.3f}x" if their is not None else f"{'':>10}"
@@ -222,8 +262,14 @@ def main() -> None:
                         help="cpu: the process's CPU time (time.process_time, "
                              "page faults included), less sensitive to other processes' load; "
                              "with 1 thread no idle spinning")
+    parser.add_argument("--allocator", choices=["system", "retain"], default="system",
+                        help="retain: rerun under glibc settings that keep freed memory for the "
+                             "next allocation, as a caching allocator does (no fresh pages)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.allocator == "retain" and not allocator().startswith("retain"):
+        # glibc reads its tunables at start-up: the process has to start again with them
+        os.execve(sys.executable, [sys.executable, *sys.argv], os.environ | RETAIN_ENV)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.worker:

@@ -3,6 +3,9 @@ separate computation: y bit for bit PyTorch's own op, the mask and the gradient 
 PyTorch-ops fallback (FREEGRAD_NATIVE=0), for every dtype and layout, NaN, ±inf and the ends."""
 
 import math
+import os
+import subprocess
+import sys
 
 import freegrad as fg
 import pytest
@@ -14,6 +17,9 @@ from freegrad.kernels import FUSED, Interval
 INTERVAL_RULES = sorted(
     n for n in fg.names() if isinstance(getattr(fg.get(n), "mask", None), Interval)
 )
+# the rules whose backward is the compiled kernel alone (the jamming rules draw numbers first)
+ONE_PASS_BACKWARD = {"rectangular", "straight_through", "d(ReLU)", "d(ReLU6)", "d(HardTanh)",
+                     "d(LeakyReLU)"}
 # every fused forward with parameters other than its defaults too
 FORWARD_PARAMS = [(name, {}) for name in FUSED] + [
     ("HardTanh", {"min_val": -0.25, "max_val": 2.0}), ("LeakyReLU", {"negative_slope": 0.2}),
@@ -100,6 +106,46 @@ def test_fused_y_is_the_native_op_bit_for_bit_and_the_mask_is_the_interval(modul
         assert torch.equal(mask, Interval(lambda lo=lo, hi=hi: (lo, hi), closed)(x))
 
 
+def test_logistic_in_one_pass_gives_sigmoids_bits_over_the_float32_bit_patterns(module, threads):
+    """Every 65,537th float32 bit pattern (65,536 of them: all exponents, NaN payloads of both
+    signs, subnormals), then 2^22 normal numbers, each against torch.sigmoid."""
+    patterns = (torch.arange(0, 1 << 32, 65537, dtype=torch.int64) - (1 << 31)).to(torch.int32)
+    for x in (patterns.view(torch.float32), torch.randn(1 << 22) * 30):
+        y, _ = module.fused_interval_forward(x, FUSED["Logistic"][0], 0.0, 0.0, -0.5, 0.5, True, True)
+        assert same_bits(y, torch.sigmoid(x))
+
+
+CAPABILITY_CHECK = """
+import torch
+from freegrad import kernels
+from freegrad.kernels import FUSED
+print(torch.backends.cpu.get_cpu_capability())
+for dtype in (torch.float32, torch.float64):
+    for n in (7, 33, 100_003, 1_000_037):
+        x = torch.randn(n, dtype=dtype) * 8
+        x[:3] = torch.tensor([float("nan"), float("inf"), -float("inf")])
+        y, _ = kernels.native().fused_interval_forward(x, FUSED["Logistic"][0], 0., 0., -.5, .5,
+                                                       True, True)
+        bits = {torch.float32: torch.int32, torch.float64: torch.int64}[dtype]
+        assert torch.equal(y.view(bits), torch.sigmoid(x).view(bits)), (dtype, n)
+"""
+
+
+@pytest.mark.parametrize("capability", ["default", "avx2", "avx512"])
+def test_logistic_in_one_pass_follows_every_cpu_capability_aten_runs(module, capability):
+    """ATen picks its vector loop (AVX-512, AVX2, plain C++) at start-up, ATEN_CPU_CAPABILITY
+    lowering it; the one-pass Logistic must follow, or its y would differ in the last bit."""
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+        pytest.skip("not an x86 CPU with AVX2: the one-pass Logistic is the block path here")
+    if capability == "avx512" and torch.backends.cpu.get_cpu_capability() != "AVX512":
+        pytest.skip("this CPU has no AVX-512")
+    env = os.environ | {"ATEN_CPU_CAPABILITY": capability}
+    result = subprocess.run([sys.executable, "-c", CAPABILITY_CHECK], env=env, text=True,
+                            capture_output=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == capability.upper()
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("forward", list(FUSED))
 def test_fused_forward_keeps_channels_last_and_2d_layouts(module, threads, forward, dtype):
@@ -140,6 +186,8 @@ def test_activation_with_a_mask_rule_equals_the_fallback_bit_for_bit(spy, monkey
     g[:3] = torch.tensor([math.nan, -1.0, math.inf])
     ours = _run(forward, params, rule, {}, x, g)
     assert spy.calls.get("fused_interval_forward") == 1  # the fused path was taken
+    if rule in ONE_PASS_BACKWARD:
+        assert spy.calls.get("masked_grad") == 1
     _fallback(monkeypatch)
     theirs = _run(forward, params, rule, {}, x, g)
     assert same_bits(ours[0], theirs[0]) and same_bits(ours[0], FORWARDS[forward].bind(params)(x))

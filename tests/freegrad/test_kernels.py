@@ -78,6 +78,19 @@ def test_apply_mask_equals_plain_product(dtype, numel, path):
     assert torch.equal(got.signbit(), want.signbit())
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("numel", [MIN_CHUNKED + 5, 70_000, 10])
+@pytest.mark.parametrize("outside", [0.01, -3.0, 1e-300])
+def test_apply_mask_with_outside_is_a_where(dtype, numel, outside, path):
+    """d(LeakyReLU)'s backward: g inside the mask, g · outside (rounded to g's dtype) outside."""
+    g = torch.randn(numel).to(dtype) * 10
+    g[:5] = torch.tensor([math.nan, -1.0, math.inf, -0.0, -math.inf])
+    m = torch.rand(numel) > 0.4
+    m[:2] = False
+    got, want = apply_mask(g, m, outside=outside), torch.where(m, g, g * outside)
+    assert torch.equal(got.view(torch.uint8), want.view(torch.uint8))  # bit for bit, NaN too
+
+
 def test_large_rectangular_backward_matches_formula(path):
     x = torch.randn(1024, 1025, requires_grad=True)  # above MIN_CHUNKED, not a multiple of CHUNK
     g = torch.randn(1024, 1025)
