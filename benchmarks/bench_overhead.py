@@ -6,16 +6,17 @@ Forward + backward of an N x 4096 float32 tensor (N = 4096 and 256 by default) t
 backwards: a dense upstream gradient (``torch.autograd.grad(y, x, g)``: the input gradient is
 handed on as a hidden layer's would be, not copied into a leaf's ``.grad``) and
 ``y.sum().backward()`` (the upstream gradient is one number, expanded). Every variant runs once
-per round, rounds interleave the variants (rotating their order), and each ratio is the median
+per round (or as many times as 20 ms of native work takes, timed together, where one call is
+shorter), rounds interleave the variants in a fresh random order, and each ratio is the median
 over rounds of (variant time / native time in the same round), all in one process.
 
 The header gives each variant's bytes read + written per element on paper (forward, backward)
 and the floor ratio they imply, then the bytes it allocates afresh and the floor with those
 (the kernel zeroes every new page, which at this size glibc maps anew per call;
-``--allocator retain`` reruns under glibc settings that reuse freed memory); the machine's load (``os.getloadavg``) is printed with the
-figures. The published freegrad 1.0.1 is measured the same way in a subprocess (``PYTHONPATH``
-pointing at a ``pip install --no-deps --target`` copy), so both packages can be named
-``freegrad``; it is off unless ``--published`` is given.
+``--allocator retain`` reruns under glibc settings that reuse freed memory); the machine's load
+(``os.getloadavg``) is printed with the figures. The published freegrad 1.0.1 is measured the
+same way in a subprocess (``PYTHONPATH`` pointing at a ``pip install --no-deps --target`` copy),
+so both packages can be named ``freegrad``; it is off unless ``--published`` is given.
 
     python benchmarks/bench_overhead.py [--rounds 15] [--rows 4096 256] [--threads N] [--clock cpu]
                                         [--allocator retain] [--published [--published-dir DIR]]
@@ -31,6 +32,7 @@ import importlib
 import importlib.util
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -53,6 +55,7 @@ ONE_PASS_MASK_RULES = ["rectangular", "straight_through", "d(ReLU)", "d(ReLU6)",
 OTHER_MASK_RULES = ["positive_jam", "rectangular_jam"]
 TARGETS = {"no rule": 1.02, "d(Linear)": 0.90} | {name: 0.95 for name in ONE_PASS_MASK_RULES}
 MODES = ("dense g", "sum()")
+MIN_SAMPLE_S = 0.02
 
 # Bytes read + written per element, (forward, backward), float32 x and y, bool mask:
 #   native sigmoid: forward reads x, writes y (8); backward reads g and y, writes grad (12), or
@@ -98,7 +101,7 @@ def allocator() -> str:
     if all(os.environ.get(k) == v for k, v in RETAIN_ENV.items()):
         return "retain (glibc keeps freed memory: " + " ".join(
             f"{k}={v}" for k, v in RETAIN_ENV.items()) + ")"
-    return "system (glibc defaults: a tensor above 32 MiB is mapped anew, on zeroed pages, per call)"
+    return "system (glibc defaults: above 32 MiB a tensor is new, zeroed pages each call)"
 
 
 def _load() -> str:
@@ -114,6 +117,14 @@ def _step(fn, x, g, mode):
         # autograd.grad, not .backward(): a hidden layer passes its input gradient on, it does
         # not accumulate it into a leaf's .grad (which would add a copy no network layer pays).
         torch.autograd.grad(fn(x), x, g)
+
+
+def _repeats(native, x, g, mode) -> int:
+    """Calls per timed sample: enough for MIN_SAMPLE_S of native work (one call at 4096 rows,
+    dozens at 256, where a single call is within the timer's and the scheduler's noise)."""
+    start = time.perf_counter()
+    _step(native, x, g, mode)
+    return max(1, round(MIN_SAMPLE_S / (time.perf_counter() - start)))
 
 
 def _variant_fn(freegrad, rule):
@@ -163,16 +174,21 @@ def measure(rounds: int, rows: int, variants: dict, modes=MODES, clock=time.perf
            "modes": {},
            "saved_bytes_per_element": {name: _saved_bytes_per_element(fns[name]) for name in fns}}
     names = list(fns)
+    order = random.Random(0)
     for mode in modes:
         times = {name: [] for name in fns}
         for _ in range(2):  # warm-up
             for fn in fns.values():
                 _step(fn, x, g, mode)
-        for i in range(rounds):
-            for name in names[i % len(names):] + names[: i % len(names)]:
+        repeats = _repeats(fns["native"], x, g, mode)
+        for _ in range(rounds):
+            # a fresh order each round: no variant always follows the same one (the one before
+            # leaves the allocator and the caches in its own state)
+            for name in order.sample(names, len(names)):
                 start = clock()
-                _step(fns[name], x, g, mode)
-                times[name].append(clock() - start)
+                for _ in range(repeats):
+                    _step(fns[name], x, g, mode)
+                times[name].append((clock() - start) / repeats)
         native = times["native"]
         out["modes"][mode] = {
             "native_ms": 1000 * statistics.median(native),
@@ -210,8 +226,9 @@ def report(rows: int, rounds: int, ours: dict, published: dict | None) -> None:
           f" torch {torch.__version__}, {torch.get_num_threads()} threads; {ours['load']} (after)")
     print(f"compiled mask kernels: {ours['mask_kernels']}")
     print(f"allocator: {allocator()}")
-    print("floor: bytes read + written against native's; fresh floor: the same plus one write "
-          "per byte of freshly allocated memory (the kernel zeroes new pages)")
+    print("floor: bytes read + written against native's"
+          + ("" if allocator().startswith("retain") else "; fresh floor: the same plus one write "
+             "per byte of freshly allocated memory (the kernel zeroes new pages)"))
     print("'no rule' is the native op itself (Activation with no rule in force): its distance from "
           "1.00x is the measurement's noise")
     for mode, result in ours["modes"].items():
@@ -220,8 +237,10 @@ def report(rows: int, rounds: int, ours: dict, published: dict | None) -> None:
               f"bytes/element on paper: native forward {PAPER_BYTES[mode]['native'][0]}, "
               f"backward {PAPER_BYTES[mode]['native'][1]}")
         native_fresh = FRESH_BYTES[mode]["native"]
-        header = (f"{'variant':<17}{'fwd+bwd B/elem':>15}{'floor':>8}{'fresh B':>8}"
-                  f"{'fresh floor':>12}{'measured':>10}{'target':>9}")
+        fresh_memory = not allocator().startswith("retain")
+        header = (f"{'variant':<17}{'fwd+bwd B/elem':>15}{'floor':>8}"
+                  + (f"{'fresh B':>8}{'fresh floor':>12}" if fresh_memory else "")
+                  + f"{'measured':>10}{'target':>9}")
         pub = published and mode in published["modes"]
         if pub:
             header += f"{'freegrad ' + published['version']:>17}"
@@ -238,8 +257,9 @@ def report(rows: int, rounds: int, ours: dict, published: dict | None) -> None:
             mark = (
                 f"<= {target} {'PASS' if ratio <= target else 'MISS'}" if target else "(no target)"
             )
-            line = (f"{name:<17}{paper_txt:>15}{floor:>8}{fresh_txt:>8}{fresh_floor:>12}"
-                    f"{ratio:>9.3f}x  {mark:<14}")
+            line = (f"{name:<17}{paper_txt:>15}{floor:>8}"
+                    + (f"{fresh_txt:>8}{fresh_floor:>12}" if fresh_memory else "")
+                    + f"{ratio:>9.3f}x  {mark:<14}")
             if pub:
                 their = published["modes"][mode]["ratios"].get(name)
                 line += f"{their:>9.3f}x" if their is not None else f"{'':>10}"

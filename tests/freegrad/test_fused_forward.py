@@ -111,7 +111,8 @@ def test_logistic_in_one_pass_gives_sigmoids_bits_over_the_float32_bit_patterns(
     signs, subnormals), then 2^22 normal numbers, each against torch.sigmoid."""
     patterns = (torch.arange(0, 1 << 32, 65537, dtype=torch.int64) - (1 << 31)).to(torch.int32)
     for x in (patterns.view(torch.float32), torch.randn(1 << 22) * 30):
-        y, _ = module.fused_interval_forward(x, FUSED["Logistic"][0], 0.0, 0.0, -0.5, 0.5, True, True)
+        y, _ = module.fused_interval_forward(x, FUSED["Logistic"][0], 0.0, 0.0, -0.5, 0.5, True,
+                                             True)
         assert same_bits(y, torch.sigmoid(x))
 
 
@@ -196,7 +197,8 @@ def test_activation_with_a_mask_rule_equals_the_fallback_bit_for_bit(spy, monkey
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-@pytest.mark.parametrize("rule", ["rectangular", "straight_through", "d(ReLU)", "d(HardTanh)"])
+@pytest.mark.parametrize("rule", ["rectangular", "straight_through", "d(ReLU)", "d(HardTanh)",
+                                  "d(LeakyReLU)"])
 def test_sum_backward_takes_one_pass_and_equals_the_fallback(spy, monkeypatch, rule, layout, dtype):
     x = values(32 * 6 * 24 * 24, dtype).view(32, 6, 24, 24)
     if layout == "channels_last":
@@ -208,12 +210,16 @@ def test_sum_backward_takes_one_pass_and_equals_the_fallback(spy, monkeypatch, r
     assert same_bits(ours[0], theirs[0]) and same_bits(ours[1], theirs[1])
 
 
-def test_masked_scalar_is_value_times_mask(module):
+def test_masked_scalar_is_value_times_mask_or_a_where(module):
     mask = torch.rand(70_001) > 0.5
     for v in (2.5, -1.0, math.nan, math.inf, -0.0):
         for dtype in DTYPES:
             value = torch.tensor(v, dtype=dtype)
-            assert same_bits(module.masked_scalar(value, mask), value.expand(mask.shape) * mask)
+            expanded = value.expand(mask.shape)
+            assert same_bits(module.masked_scalar(value, mask), expanded * mask)
+            for outside in (0.01, -3.0):
+                assert same_bits(module.masked_scalar(value, mask, outside),
+                                 torch.where(mask, expanded, expanded * outside))
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

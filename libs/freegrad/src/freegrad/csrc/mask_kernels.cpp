@@ -94,22 +94,25 @@ inline void fill_interval_serial(const double* x, bool* mask, int64_t n, double 
   interval_f64(x, reinterpret_cast<uint8_t*>(mask), n, lo, hi, lo_closed, hi_closed);
 }
 
-FG_CLONES void scaled_mask_f32(float v, const uint8_t* __restrict m, float* __restrict out,
+// v * mask, or with outside != 0 where(mask, v, v * outside): v and v * outside are computed
+// once, so each element is a pick of one of two values.
+FG_CLONES void scaled_mask_f32(float inside, float outside, const uint8_t* __restrict m,
+                               float* __restrict out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = m[i] ? inside : outside;
+}
+
+FG_CLONES void scaled_mask_f64(double inside, double outside, const uint8_t* __restrict m,
+                               double* __restrict out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = m[i] ? inside : outside;
+}
+
+inline void scaled_mask_serial(float inside, float outside, const bool* m, float* out, int64_t n) {
+  scaled_mask_f32(inside, outside, reinterpret_cast<const uint8_t*>(m), out, n);
+}
+
+inline void scaled_mask_serial(double inside, double outside, const bool* m, double* out,
                                int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = v * static_cast<float>(m[i]);
-}
-
-FG_CLONES void scaled_mask_f64(double v, const uint8_t* __restrict m, double* __restrict out,
-                               int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = v * static_cast<double>(m[i]);
-}
-
-inline void scaled_mask_serial(float v, const bool* m, float* out, int64_t n) {
-  scaled_mask_f32(v, reinterpret_cast<const uint8_t*>(m), out, n);
-}
-
-inline void scaled_mask_serial(double v, const bool* m, double* out, int64_t n) {
-  scaled_mask_f64(v, reinterpret_cast<const uint8_t*>(m), out, n);
+  scaled_mask_f64(inside, outside, reinterpret_cast<const uint8_t*>(m), out, n);
 }
 
 template <typename T>
@@ -377,18 +380,22 @@ torch::Tensor masked_grad(const torch::Tensor& grad, const torch::Tensor& mask, 
 }
 
 // value * mask for one number broadcast over the mask (the gradient of y.sum(), say): what
-// PyTorch's (value expanded) * mask gives, laid out like the mask.
-torch::Tensor masked_scalar(const torch::Tensor& value, const torch::Tensor& mask) {
+// PyTorch's (value expanded) * mask gives, laid out like the mask; for outside != 0,
+// torch.where(mask, value, value * outside) expanded.
+torch::Tensor masked_scalar(const torch::Tensor& value, const torch::Tensor& mask, double outside) {
   check_input(mask, "mask");
   TORCH_CHECK(mask.scalar_type() == torch::kBool, "mask must be bool");
   TORCH_CHECK(value.numel() == 1 && value.device().is_cpu(), "value must be one CPU number");
   auto out = torch::empty_like(mask, mask.options().dtype(value.scalar_type()));
   AT_DISPATCH_FLOATING_TYPES(value.scalar_type(), "masked_scalar", [&] {
     const scalar_t v = value.item<scalar_t>();
+    // v * 1 and v * 0 as the product gives them (v * 0 is NaN for an infinite v, -0 for a negative)
+    const scalar_t inside = outside == 0 ? v * static_cast<scalar_t>(1) : v;
+    const scalar_t out_value = v * static_cast<scalar_t>(outside);
     const bool* m = mask.data_ptr<bool>();
     scalar_t* o = out.data_ptr<scalar_t>();
     at::parallel_for(0, mask.numel(), kGrain, [&](int64_t begin, int64_t end) {
-      scaled_mask_serial(v, m + begin, o + begin, end - begin);
+      scaled_mask_serial(inside, out_value, m + begin, o + begin, end - begin);
     });
   });
   return out;
@@ -398,7 +405,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
   module.def("interval_mask", &interval_mask, "1[lo <= x <= hi] in one pass");
   module.def("masked_grad", &masked_grad, "grad * mask (outside != 0: where(mask, grad, grad * outside)) in one pass",
              py::arg("grad"), py::arg("mask"), py::arg("outside") = 0.0);
-  module.def("masked_scalar", &masked_scalar, "value * mask in one pass (value one number)");
+  module.def("masked_scalar", &masked_scalar,
+             "value * mask (outside != 0: where(mask, value, value * outside)) in one pass, value one number",
+             py::arg("value"), py::arg("mask"), py::arg("outside") = 0.0);
   module.def("fused_interval_forward", &fused_interval_forward,
              "(F(x), 1[lo <= x <= hi]) in one sweep, y bit for bit F's ATen op",
              py::arg("x"), py::arg("op"), py::arg("p0"), py::arg("p1"), py::arg("lo"), py::arg("hi"),

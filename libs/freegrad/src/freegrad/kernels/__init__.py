@@ -353,14 +353,12 @@ def compute_mask(mask_fn: Callable[..., torch.Tensor], x: torch.Tensor, params: 
 def apply_mask(grad: torch.Tensor, mask: torch.Tensor, outside: float = 0.0) -> torch.Tensor:
     """``grad * mask`` for a boolean ``mask`` of the same shape; with ``outside`` ≠ 0,
     ``torch.where(mask, grad, grad * outside)`` (the gradient scaled, not zeroed, outside)."""
-    if outside != 0:
-        if _use_native(grad, mask):
-            return native().masked_grad(grad, mask, outside)
-        return torch.where(mask, grad, grad * outside)
     if _use_native(grad, mask):
-        return native().masked_grad(grad, mask)
+        return native().masked_grad(grad, mask, outside)
     if _one_number(grad, mask):  # e.g. the gradient of y.sum(): one value expanded
-        return native().masked_scalar(torch.as_strided(grad, (), ()), mask)
+        return native().masked_scalar(torch.as_strided(grad, (), ()), mask, outside)
+    if outside != 0:
+        return torch.where(mask, grad, grad * outside)
     if not _chunkable(grad, mask):
         # On the CPU, float * uint8 is 2-3x faster than float * bool (measured); same values.
         return grad * (mask.view(torch.uint8) if _eager_cpu(grad, mask) else mask)
