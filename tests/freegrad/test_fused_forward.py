@@ -189,6 +189,8 @@ def test_activation_with_a_mask_rule_equals_the_fallback_bit_for_bit(spy, monkey
     assert spy.calls.get("fused_interval_forward") == 1  # the fused path was taken
     if rule in ONE_PASS_BACKWARD:
         assert spy.calls.get("masked_grad") == 1
+    if rule.endswith("_jam"):  # u drawn in the compiled loop
+        assert spy.calls.get("jammed_grad") == 1
     _fallback(monkeypatch)
     theirs = _run(forward, params, rule, {}, x, g)
     assert same_bits(ours[0], theirs[0]) and same_bits(ours[0], FORWARDS[forward].bind(params)(x))

@@ -91,6 +91,35 @@ def test_apply_mask_with_outside_is_a_where(dtype, numel, outside, path):
     assert torch.equal(got.view(torch.uint8), want.view(torch.uint8))  # bit for bit, NaN too
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "transposed"])
+@pytest.mark.parametrize("masked", [True, False], ids=["mask", "no mask"])
+def test_jam_draws_what_torch_rand_draws_and_leaves_the_generator_alike(dtype, layout, masked,
+                                                                         path):
+    """The jamming rules' (g · u) · mask: u is torch.rand(g.shape, generator)'s numbers, in g's
+    logical order whatever its memory layout, and the generator ends in the same state."""
+    g = torch.randn(16, 6, 28, 29, dtype=dtype) * 4
+    g[0, 0, 0, :4] = torch.tensor([math.nan, math.inf, -0.0, -math.inf])
+    g = {"contiguous": g, "channels_last": g.contiguous(memory_format=torch.channels_last),
+         "transposed": g.transpose(1, 3).contiguous().transpose(1, 3)}[layout]
+    mask = torch.rand(g.shape) > 0.4
+    mask = torch.empty_like(g, dtype=torch.bool).copy_(mask) if masked else None  # g's layout
+    ours, theirs = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    got = kernels.jam(g, mask, ours)
+    want = g * torch.rand(g.shape, generator=theirs, dtype=dtype)
+    if masked:
+        want = want * mask
+    bits = {torch.float32: torch.int32, torch.float64: torch.int64}[dtype]
+    assert torch.equal(got.contiguous().view(bits), want.contiguous().view(bits))  # NaN too
+    assert got.stride() == g.stride()
+    assert torch.equal(ours.get_state(), theirs.get_state())
+    torch.manual_seed(11)  # no generator: torch's global one, as torch.rand
+    got = kernels.jam(g, mask, None)
+    torch.manual_seed(11)
+    want = g * torch.rand(g.shape, dtype=dtype)
+    assert torch.equal((want * mask if masked else want).nan_to_num(), got.nan_to_num())
+
+
 def test_large_rectangular_backward_matches_formula(path):
     x = torch.randn(1024, 1025, requires_grad=True)  # above MIN_CHUNKED, not a multiple of CHUNK
     g = torch.randn(1024, 1025)

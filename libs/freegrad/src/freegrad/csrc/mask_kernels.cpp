@@ -16,8 +16,13 @@
 //   then the mask is taken from the cached block. Blocks start at multiples of the block size
 //   from each range's start, so each has the scalar tail exactly where the whole-tensor call has it.
 #include <torch/extension.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
+#include <ATen/core/DistributionsHelper.h>
+
+#include <mutex>
+#include <optional>
 
 #include <algorithm>
 #include <cmath>
@@ -155,6 +160,18 @@ inline void masked_serial(const double* g, const bool* m, double outside, double
   const auto* bytes = reinterpret_cast<const uint8_t*>(m);
   if (outside == 0) masked_f64(g, bytes, out, n);
   else where_scaled_f64(g, bytes, outside, out, n);
+}
+
+// g * u, times the mask where there is one (the product first, as PyTorch's (g * u) * mask).
+template <typename T>
+inline void jam_serial(const T* __restrict g, const T* __restrict u, const bool* m, T* __restrict out,
+                       int64_t n) {
+  if (m == nullptr) {
+    for (int64_t i = 0; i < n; ++i) out[i] = g[i] * u[i];
+    return;
+  }
+  const auto* bytes = reinterpret_cast<const uint8_t*>(m);
+  for (int64_t i = 0; i < n; ++i) out[i] = (g[i] * u[i]) * static_cast<T>(bytes[i]);
 }
 
 // The loops walk memory, not indices: any dense layout works (contiguous, channels_last...)
@@ -401,6 +418,56 @@ torch::Tensor masked_scalar(const torch::Tensor& value, const torch::Tensor& mas
   return out;
 }
 
+// grad * u (* mask), u ~ U[0, 1) drawn from `generator` (torch's default one if none) exactly as
+// torch.rand(grad.shape, generator=generator) draws it: one number per element, in grad's logical
+// (row-major) order, with ATen's own distribution. The draws are serial, as torch.rand's are; what
+// this saves is u's tensor and the two passes over it (the product, the mask).
+torch::Tensor jammed_grad(const torch::Tensor& grad, const std::optional<torch::Tensor>& mask,
+                          std::optional<at::Generator> generator) {
+  check_input(grad, "grad");
+  if (mask) {
+    check_input(*mask, "mask");
+    TORCH_CHECK(mask->scalar_type() == torch::kBool, "mask must be bool");
+    TORCH_CHECK(mask->sizes() == grad.sizes() && mask->strides() == grad.strides(),
+                "mask and grad differ in shape or layout");
+  }
+  auto* gen = at::get_generator_or_default<at::CPUGeneratorImpl>(
+      generator, at::detail::getDefaultCPUGenerator());
+  auto out = torch::empty_like(grad);  // grad's strides
+  const int64_t n = grad.numel(), dims = grad.dim();
+  const auto sizes = grad.sizes();
+  const auto strides = grad.strides();
+  AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "jammed_grad", [&] {
+    const scalar_t* g = grad.data_ptr<scalar_t>();
+    const bool* m = mask ? mask->data_ptr<bool>() : nullptr;
+    scalar_t* o = out.data_ptr<scalar_t>();
+    const at::uniform_real_distribution<scalar_t> uniform(0, 1);
+    std::lock_guard<std::mutex> lock(gen->mutex_);
+    if (grad.is_contiguous()) {  // logical order is memory order: draw a tile, then one loop
+      scalar_t u[kTile];
+      for (int64_t start = 0; start < n; start += kTile) {
+        const int64_t len = std::min(kTile, n - start);
+        for (int64_t i = 0; i < len; ++i) u[i] = static_cast<scalar_t>(uniform(gen));
+        jam_serial(g + start, u, m ? m + start : nullptr, o + start, len);
+      }
+      return;
+    }
+    std::vector<int64_t> index(dims, 0);  // the logical index of element i, last dim fastest
+    int64_t offset = 0;                   // its place in memory
+    for (int64_t i = 0; i < n; ++i) {
+      const scalar_t u = static_cast<scalar_t>(uniform(gen));
+      jam_serial(g + offset, &u, m ? m + offset : nullptr, o + offset, 1);
+      for (int64_t d = dims - 1; d >= 0; --d) {  // next index, like an odometer
+        offset += strides[d];
+        if (++index[d] < sizes[d]) break;
+        offset -= strides[d] * sizes[d];
+        index[d] = 0;
+      }
+    }
+  });
+  return out;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
   module.def("interval_mask", &interval_mask, "1[lo <= x <= hi] in one pass");
   module.def("masked_grad", &masked_grad, "grad * mask (outside != 0: where(mask, grad, grad * outside)) in one pass",
@@ -408,6 +475,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
   module.def("masked_scalar", &masked_scalar,
              "value * mask (outside != 0: where(mask, value, value * outside)) in one pass, value one number",
              py::arg("value"), py::arg("mask"), py::arg("outside") = 0.0);
+  module.def("jammed_grad", &jammed_grad,
+             "grad * u (* mask), u drawn as torch.rand(grad.shape, generator=generator) draws it",
+             py::arg("grad"), py::arg("mask") = std::nullopt, py::arg("generator") = std::nullopt);
   module.def("fused_interval_forward", &fused_interval_forward,
              "(F(x), 1[lo <= x <= hi]) in one sweep, y bit for bit F's ATen op",
              py::arg("x"), py::arg("op"), py::arg("p0"), py::arg("p1"), py::arg("lo"), py::arg("hi"),

@@ -10,7 +10,8 @@ eager mode both steps run as the C++ loops of ``csrc/mask_kernels.cpp``:
   native op's); otherwise the mask is one pass of its own (``compute_mask``);
 * backward: ``grad · mask`` in one pass into a fresh gradient (``apply_mask``; also
   when the gradient is one number expanded, as for ``y.sum()``), or the gradient scaled
-  outside the mask (d(LeakyReLU)) in one pass.
+  outside the mask (d(LeakyReLU)) in one pass; the jamming rules' ``(grad · u) · mask``
+  with u drawn in the loop, as ``torch.rand`` draws it (``jam``).
 
 Where PyTorch needs two comparisons, an ``&`` and a conversion, each a pass with a
 temporary. The loops are compiled with ``torch.utils.cpp_extension`` (a C++
@@ -371,6 +372,22 @@ def apply_mask(grad: torch.Tensor, mask: torch.Tensor, outside: float = 0.0) -> 
         chunk.copy_(flat_mask[part])
         torch.mul(flat_grad[part], chunk, out=flat_out[part])
     return out
+
+
+def jam(grad: torch.Tensor, mask: torch.Tensor | None,
+        generator: torch.Generator | None) -> torch.Tensor:
+    """``(grad · u) · mask`` (``grad · u`` without a mask), u ~ U[0, 1) drawn as
+    ``torch.rand(grad.shape, generator=generator)`` draws it (torch's global generator for None).
+
+    The compiled loop draws the same numbers in the same order and leaves the generator in the
+    same state, without u's tensor and its two passes; elsewhere those PyTorch ops.
+    """
+    others = () if mask is None else (mask,)
+    if (generator is None or generator.device.type == "cpu") and _use_native(grad, *others):
+        return native().jammed_grad(grad, mask, generator)
+    u = torch.rand(grad.shape, generator=generator, dtype=grad.dtype, device=grad.device)
+    out = grad * u
+    return out if mask is None else apply_mask(out, mask)
 
 
 # --- fused forward: F(x) and an Interval mask of x in one sweep -----------------------------

@@ -16,8 +16,8 @@ import math
 
 import torch
 
-from ..context import uniform_like
-from ..kernels import Interval, apply_mask, compute_mask
+from ..context import _generator, uniform_like
+from ..kernels import Interval, apply_mask, compute_mask, jam
 from ..registry import register
 from ._checks import all_of, one_of, ordered
 
@@ -29,9 +29,12 @@ NON_NEGATIVE = Interval(lambda **_: (0.0, math.inf))
 WINDOW = Interval(lambda a, b, **_: (a, b))
 
 
-def _jam(ctx, grad_out, mode):
-    u = uniform_like(ctx, grad_out)
-    return grad_out * u if mode == "scale" else torch.sign(grad_out) * u
+def _jam(ctx, grad_out, mode, mask=None):
+    """(g · u) or (sign(g) · u), times the mask where there is one."""
+    if mode == "scale":  # one compiled pass where it can: u is drawn in the loop
+        return jam(grad_out, mask, _generator(ctx))
+    jammed = torch.sign(grad_out) * uniform_like(ctx, grad_out)
+    return jammed if mask is None else apply_mask(jammed, mask)
 
 
 def _saves(params):
@@ -53,7 +56,7 @@ def full_jam(ctx, grad_out, input, mode="scale"):
 def positive_jam(ctx, grad_out, mask, test="input", mode="scale"):
     if test == "grad":
         mask = compute_mask(NON_NEGATIVE, grad_out, {})
-    return apply_mask(_jam(ctx, grad_out, mode), mask)
+    return _jam(ctx, grad_out, mode, mask)
 
 
 @register(
@@ -65,4 +68,4 @@ def positive_jam(ctx, grad_out, mask, test="input", mode="scale"):
 def rectangular_jam(ctx, grad_out, mask, a=-5.0, b=5.0, test="input", mode="scale"):
     if test == "grad":
         mask = compute_mask(WINDOW, grad_out, {"a": a, "b": b})
-    return apply_mask(_jam(ctx, grad_out, mode), mask)
+    return _jam(ctx, grad_out, mode, mask)
