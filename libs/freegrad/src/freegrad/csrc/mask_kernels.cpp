@@ -442,25 +442,35 @@ torch::Tensor jammed_grad(const torch::Tensor& grad, const std::optional<torch::
     const bool* m = mask ? mask->data_ptr<bool>() : nullptr;
     scalar_t* o = out.data_ptr<scalar_t>();
     const at::uniform_real_distribution<scalar_t> uniform(0, 1);
+    // The innermost logical dims that are one evenly strided run in memory (all of them when
+    // contiguous; H and W, stride C, in channels_last): u is drawn a tile of a run at a time.
+    int64_t inner = std::max<int64_t>(dims - 1, 0);  // a 0-d tensor is one run of 1
+    while (inner > 0 && strides[inner - 1] == strides[inner] * sizes[inner]) --inner;
+    const int64_t step = dims ? strides[dims - 1] : 1;
+    int64_t run = 1;
+    for (int64_t d = inner; d < dims; ++d) run *= sizes[d];
+    std::vector<int64_t> index(inner, 0);  // the outer dims' logical index
+    int64_t base = 0;                      // and the run's place in memory
+    scalar_t u[kTile];
     std::lock_guard<std::mutex> lock(gen->mutex_);
-    if (grad.is_contiguous()) {  // logical order is memory order: draw a tile, then one loop
-      scalar_t u[kTile];
-      for (int64_t start = 0; start < n; start += kTile) {
-        const int64_t len = std::min(kTile, n - start);
+    for (int64_t first = 0; first < n; first += run) {
+      for (int64_t start = 0; start < run; start += kTile) {
+        const int64_t len = std::min(kTile, run - start);
         for (int64_t i = 0; i < len; ++i) u[i] = static_cast<scalar_t>(uniform(gen));
-        jam_serial(g + start, u, m ? m + start : nullptr, o + start, len);
+        const int64_t at = base + start * step;
+        if (step == 1) {
+          jam_serial(g + at, u, m ? m + at : nullptr, o + at, len);
+          continue;
+        }
+        for (int64_t i = 0; i < len; ++i) {
+          const int64_t k = at + i * step;
+          jam_serial(g + k, u + i, m ? m + k : nullptr, o + k, 1);
+        }
       }
-      return;
-    }
-    std::vector<int64_t> index(dims, 0);  // the logical index of element i, last dim fastest
-    int64_t offset = 0;                   // its place in memory
-    for (int64_t i = 0; i < n; ++i) {
-      const scalar_t u = static_cast<scalar_t>(uniform(gen));
-      jam_serial(g + offset, &u, m ? m + offset : nullptr, o + offset, 1);
-      for (int64_t d = dims - 1; d >= 0; --d) {  // next index, like an odometer
-        offset += strides[d];
+      for (int64_t d = inner - 1; d >= 0; --d) {  // the next run, like an odometer
+        base += strides[d];
         if (++index[d] < sizes[d]) break;
-        offset -= strides[d] * sizes[d];
+        base -= strides[d] * sizes[d];
         index[d] = 0;
       }
     }
