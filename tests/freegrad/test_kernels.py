@@ -120,6 +120,21 @@ def test_jam_draws_what_torch_rand_draws_and_leaves_the_generator_alike(dtype, l
     assert torch.equal((want * mask if masked else want).nan_to_num(), got.nan_to_num())
 
 
+@pytest.mark.parametrize("make", [lambda: torch.tensor(2.5), lambda: torch.randn(0, 3),
+                                  lambda: torch.randn(5, 1, 3).transpose(0, 2),
+                                  lambda: torch.randn(2, 4, 3, 5).transpose(1, 2)],
+                         ids=["0-d", "empty", "size-1 dim", "permuted"])
+def test_the_compiled_jam_takes_any_dense_tensor_in_logical_order(make):
+    if kernels.native() is None:
+        pytest.skip(kernels.native_status())
+    g = make()
+    ours, theirs = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    got = kernels.native().jammed_grad(g, None, ours)
+    assert torch.equal(got, g * torch.rand(g.shape, generator=theirs))
+    assert got.stride() == g.stride()
+    assert torch.equal(ours.get_state(), theirs.get_state())
+
+
 def test_large_rectangular_backward_matches_formula(path):
     x = torch.randn(1024, 1025, requires_grad=True)  # above MIN_CHUNKED, not a multiple of CHUNK
     g = torch.randn(1024, 1025)
