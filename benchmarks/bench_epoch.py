@@ -10,7 +10,8 @@ training pass over the 60,000 images plus the evaluation of the 10,000 test imag
 * ``ours, ...``: ``fg.Activation("Logistic")`` in every hidden layer, channels_last weights, and
   one ``fg.use(rule, scope="activations")`` block around the epoch, as the pipeline's training
   loop does: no rule (the native op), ``rectangular`` (a = -0.5, b = 0.5: the fused forward and
-  one-pass backward of ``freegrad.kernels``) and ``d(Linear)``;
+  one-pass backward of ``freegrad.kernels``), ``d(Linear)``, and the jamming rules ``full_jam``
+  and ``positive_jam`` (their U[0, 1) numbers drawn inside the backward's loop);
 * ``(b) published style`` (``--published-style``): torchvision's MNIST with ``ToTensor``
   through a ``DataLoader`` (shuffle, ``num_workers=0``), native ``nn.Sigmoid``.
 
@@ -45,7 +46,8 @@ from torch import nn
 
 TARGETS = {"ours, no rule": 1.03, "ours, rectangular": 1.00}
 RULES = {"ours, no rule": None, "ours, rectangular": ("rectangular", {"a": -0.5, "b": 0.5}),
-         "ours, d(Linear)": ("d(Linear)", {})}
+         "ours, d(Linear)": ("d(Linear)", {}), "ours, full_jam": ("full_jam", {}),
+         "ours, positive_jam": ("positive_jam", {})}
 
 
 class LeNet5(nn.Sequential):
