@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import filecmp
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -62,7 +63,8 @@ def train(clone: Path, experiments: list[str], log) -> subprocess.Popen:
     """Every experiment, one after the other, in the clone's own code (a shell loop)."""
     env = os.environ | {"FREEGRAD_RETRAIN": "1", "PYTHONPATH": os.pathsep.join(
         [str(clone / "libs" / "freegrad" / "src"), str(clone)])}
-    script = " && ".join(f"{sys.executable} -m experiments.train {e}" for e in experiments)
+    script = " && ".join(f"{shlex.quote(sys.executable)} -m experiments.train {shlex.quote(e)}"
+                         for e in experiments)
     return subprocess.Popen(["sh", "-c", script], cwd=clone, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
 

@@ -5,12 +5,14 @@ import math
 import os
 import re
 import shutil
+from types import SimpleNamespace
 
 import freegrad as fg
 import pytest
 import torch
 from freegrad import kernels
 from freegrad.kernels import CHUNK, MIN_CHUNKED, Interval, apply_mask, compute_mask
+from freegrad.transforms.jamming import _jam
 
 INTERVAL_RULES = sorted(n for n in fg.names()
                         if isinstance(getattr(fg.get(n), "mask", None), Interval))
@@ -96,8 +98,9 @@ def test_apply_mask_with_outside_is_a_where(dtype, numel, outside, path):
 @pytest.mark.parametrize("masked", [True, False], ids=["mask", "no mask"])
 def test_jam_draws_what_torch_rand_draws_and_leaves_the_generator_alike(dtype, layout, masked,
                                                                          path):
-    """The jamming rules' (g · u) · mask: u is torch.rand(g.shape, generator)'s numbers, in g's
-    logical order whatever its memory layout, and the generator ends in the same state."""
+    """The jamming rules' (g · u) · mask, compiled or not: u is torch.rand(g.shape, generator)'s
+    numbers, in g's logical order whatever its memory layout, and the generator ends in the same
+    state."""
     g = torch.randn(16, 6, 28, 29, dtype=dtype) * 4
     g[0, 0, 0, :4] = torch.tensor([math.nan, math.inf, -0.0, -math.inf])
     g = {"contiguous": g, "channels_last": g.contiguous(memory_format=torch.channels_last),
@@ -105,7 +108,7 @@ def test_jam_draws_what_torch_rand_draws_and_leaves_the_generator_alike(dtype, l
     mask = torch.rand(g.shape) > 0.4
     mask = torch.empty_like(g, dtype=torch.bool).copy_(mask) if masked else None  # g's layout
     ours, theirs = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-    got = kernels.jam(g, mask, ours)
+    got = _jam(SimpleNamespace(generator=ours), g, "scale", mask)
     want = g * torch.rand(g.shape, generator=theirs, dtype=dtype)
     if masked:
         want = want * mask
@@ -114,7 +117,7 @@ def test_jam_draws_what_torch_rand_draws_and_leaves_the_generator_alike(dtype, l
     assert got.stride() == g.stride()
     assert torch.equal(ours.get_state(), theirs.get_state())
     torch.manual_seed(11)  # no generator: torch's global one, as torch.rand
-    got = kernels.jam(g, mask, None)
+    got = _jam(None, g, "scale", mask)
     torch.manual_seed(11)
     want = g * torch.rand(g.shape, dtype=dtype)
     assert torch.equal((want * mask if masked else want).nan_to_num(), got.nan_to_num())

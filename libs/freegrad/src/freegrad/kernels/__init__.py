@@ -375,19 +375,16 @@ def apply_mask(grad: torch.Tensor, mask: torch.Tensor, outside: float = 0.0) -> 
 
 
 def jam(grad: torch.Tensor, mask: torch.Tensor | None,
-        generator: torch.Generator | None) -> torch.Tensor:
+        generator: torch.Generator | None) -> torch.Tensor | None:
     """``(grad · u) · mask`` (``grad · u`` without a mask), u ~ U[0, 1) drawn as
-    ``torch.rand(grad.shape, generator=generator)`` draws it (torch's global generator for None).
-
-    The compiled loop draws the same numbers in the same order and leaves the generator in the
-    same state, without u's tensor and its two passes; elsewhere those PyTorch ops.
+    ``torch.rand(grad.shape, generator=generator)`` draws it (torch's global generator for None),
+    in one compiled loop: the same numbers in the same order, the generator left in the same
+    state, and no tensor for u. None where the compiled kernels cannot: the caller's PyTorch ops.
     """
     others = () if mask is None else (mask,)
     if (generator is None or generator.device.type == "cpu") and _use_native(grad, *others):
         return native().jammed_grad(grad, mask, generator)
-    u = torch.rand(grad.shape, generator=generator, dtype=grad.dtype, device=grad.device)
-    out = grad * u
-    return out if mask is None else apply_mask(out, mask)
+    return None
 
 
 # --- fused forward: F(x) and an Interval mask of x in one sweep -----------------------------

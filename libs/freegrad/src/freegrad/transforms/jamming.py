@@ -32,8 +32,11 @@ WINDOW = Interval(lambda a, b, **_: (a, b))
 def _jam(ctx, grad_out, mode, mask=None):
     """(g · u) or (sign(g) · u), times the mask where there is one."""
     if mode == "scale":  # one compiled pass where it can: u is drawn in the loop
-        return jam(grad_out, mask, _generator(ctx))
-    jammed = torch.sign(grad_out) * uniform_like(ctx, grad_out)
+        fused = jam(grad_out, mask, _generator(ctx))
+        if fused is not None:
+            return fused
+    u = uniform_like(ctx, grad_out)
+    jammed = grad_out * u if mode == "scale" else torch.sign(grad_out) * u
     return jammed if mask is None else apply_mask(jammed, mask)
 
 
