@@ -83,22 +83,27 @@ FRESH_BYTES = {
 RETAIN_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 40)}
 
 
-def paper_bytes(mode: str, name: str) -> tuple[int, int] | None:
-    table = PAPER_BYTES[mode]
+def _per_variant(table: dict, name: str):
+    """A variant's entry: its own, else the one-pass mask rules' shared one, else None."""
     if name in table:
         return table[name]
     return table["mask"] if name in ONE_PASS_MASK_RULES else None
+
+
+def paper_bytes(mode: str, name: str) -> tuple[int, int] | None:
+    return _per_variant(PAPER_BYTES[mode], name)
 
 
 def fresh_bytes(mode: str, name: str) -> int | None:
-    table = FRESH_BYTES[mode]
-    if name in table:
-        return table[name]
-    return table["mask"] if name in ONE_PASS_MASK_RULES else None
+    return _per_variant(FRESH_BYTES[mode], name)
+
+
+def memory_retained() -> bool:
+    return all(os.environ.get(k) == v for k, v in RETAIN_ENV.items())
 
 
 def allocator() -> str:
-    if all(os.environ.get(k) == v for k, v in RETAIN_ENV.items()):
+    if memory_retained():
         return "retain (glibc keeps freed memory: " + " ".join(
             f"{k}={v}" for k, v in RETAIN_ENV.items()) + ")"
     return "system (glibc defaults: above 32 MiB a tensor is new, zeroed pages each call)"
@@ -227,7 +232,7 @@ def report(rows: int, rounds: int, ours: dict, published: dict | None) -> None:
     print(f"compiled mask kernels: {ours['mask_kernels']}")
     print(f"allocator: {allocator()}")
     print("floor: bytes read + written against native's"
-          + ("" if allocator().startswith("retain") else "; fresh floor: the same plus one write "
+          + ("" if memory_retained() else "; fresh floor: the same plus one write "
              "per byte of freshly allocated memory (the kernel zeroes new pages)"))
     print("'no rule' is the native op itself (Activation with no rule in force): its distance from "
           "1.00x is the measurement's noise")
@@ -237,7 +242,7 @@ def report(rows: int, rounds: int, ours: dict, published: dict | None) -> None:
               f"bytes/element on paper: native forward {PAPER_BYTES[mode]['native'][0]}, "
               f"backward {PAPER_BYTES[mode]['native'][1]}")
         native_fresh = FRESH_BYTES[mode]["native"]
-        fresh_memory = not allocator().startswith("retain")
+        fresh_memory = not memory_retained()
         header = (f"{'variant':<17}{'fwd+bwd B/elem':>15}{'floor':>8}"
                   + (f"{'fresh B':>8}{'fresh floor':>12}" if fresh_memory else "")
                   + f"{'measured':>10}{'target':>9}")
@@ -287,7 +292,7 @@ def main() -> None:
                              "next allocation, as a caching allocator does (no fresh pages)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.allocator == "retain" and not allocator().startswith("retain"):
+    if args.allocator == "retain" and not memory_retained():
         # glibc reads its tunables at start-up: the process has to start again with them
         os.execve(sys.executable, [sys.executable, *sys.argv], os.environ | RETAIN_ENV)
     if args.threads:
