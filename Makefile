@@ -63,7 +63,7 @@ suc: install ## experiment 1: single-unit classifier on "Ones"
 	$(DVC) repro train@suc
 
 lenet bnn: install ## experiments 3 and 5 (LeNet-5 on MNIST; binary units)
-	@$(PY) -m experiments.params --check $@
+	@$(PY) -m experiments.config --check $@
 	$(DVC) repro train@$@
 
 mlp: install ## experiment 2: MLP on DIGITS and its batch-size x learning-rate sweep
@@ -82,5 +82,5 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 ui: install ## MLflow UI on the project's store at HOST:PORT (MLFLOW_TRACKING_URI overrides)
 	$(VENV)/bin/mlflow ui --host $(HOST) --port $(PORT) \
-		--backend-store-uri "$$($(PY) -m experiments.tracking --uri)" \
-		--default-artifact-root "$$($(PY) -m experiments.tracking --artifacts)"
+		--backend-store-uri "$$($(PY) -m experiments.training.tracking --uri)" \
+		--default-artifact-root "$$($(PY) -m experiments.training.tracking --artifacts)"

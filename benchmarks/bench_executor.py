@@ -1,7 +1,7 @@
 """The cost of running a train stage's units on Dask instead of in the stage's process.
 
 For each experiment (default: ``mlp_sweep`` and ``lenet``, quick profile), the same stage
-(``experiments.train.run_experiment``) runs with ``executor.kind: local`` and with a
+(``experiments.training.stage.run_experiment``) runs with ``executor.kind: local`` and with a
 2-worker ``distributed.LocalCluster`` (1 thread each), every run trained (the run cache is
 off: ``FREEGRAD_RETRAIN=1``), each writing its outputs to a scratch folder and logging to a
 scratch MLflow store.  Rounds alternate the two; the ratio is the median over rounds of
@@ -27,8 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from experiments import params as params_mod
-from experiments import train
+from experiments import config as params_mod
+from experiments.results import paths
+from experiments.training import stage
 
 OUTPUTS = ("metrics", "runs", "curves", "diagnostics")
 
@@ -37,12 +38,12 @@ def run_stage(name: str, params: dict, kind: str, out: Path) -> float:
     params = copy.deepcopy(params)
     params["executor"] = {"kind": kind, "address": None, "workers": 2, "threads_per_worker": 1}
     t0 = time.perf_counter()
-    train.run_experiment(name, params, root=out)
+    stage.run_experiment(name, params, root=out)
     return time.perf_counter() - t0
 
 
 def outputs(name: str, root: Path) -> dict:
-    layout = train.paths.Layout(root)
+    layout = paths.Layout(root)
     return {kind: layout.report(kind, name).read_bytes() for kind in OUTPUTS}
 
 

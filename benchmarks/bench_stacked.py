@@ -18,8 +18,8 @@ per-seed losses, so each seed gets its own gradient, and SGD (elementwise) updat
 would alone. Variants alternate over ``--rounds`` rounds; the speed-up is the median over
 rounds of (S single-seed epochs / one stacked epoch) in the same round.
 
-Without ``--lenet``: the pipeline's stacked training (``experiments.stacked``) of the small
-experiments, as before (needs the experiments package in its current layout).
+Without ``--lenet``: the pipeline's stacked training (``experiments.training.stacked``) of the small
+experiments.
 
     FREEGRAD_DATA_MIRROR=/path/to/datasets python benchmarks/bench_stacked.py --lenet
         [--seeds 3] [--rounds 2] [--train-limit N]
@@ -250,15 +250,15 @@ def lenet_main(args) -> None:
 
 
 def pipeline_main(args) -> None:
-    try:
-        from experiments import bnn, mlp, mlp_sweep, stacked, suc, train
-        from experiments import data as D
-        from experiments import params as P
-    except ImportError as exc:
-        sys.exit(f"the pipeline part needs the experiments package's former layout ({exc}); "
-                 "--lenet runs on its own")
+    from experiments import config as P
+    from experiments.results import datasets
+    from experiments.tasks import binary_unit as bnn
+    from experiments.tasks import digits_mlp as mlp
+    from experiments.tasks import single_unit as suc
+    from experiments.training import inputs, loop
+
     cases = [("suc", suc, "constant"), ("mlp", mlp, "constant"),
-             ("mlp_sweep", mlp_sweep, "bs16_lr0.05_constant"), ("bnn", bnn, "step_rectangular_d32")]
+             ("mlp_sweep", mlp, "bs16_lr0.05_constant"), ("bnn", bnn, "step_rectangular_d32")]
     torch.set_num_threads(1)
     params = P.load()
     print(f"{'experiment / configuration':<42}{'seeds':>6}{'one at a time':>15}{'stacked':>10}"
@@ -267,7 +267,8 @@ def pipeline_main(args) -> None:
         spec = P.resolve(params, name, "full")
         spec["epochs"] = args.epochs
         cfg = spec["configs"][cname]
-        data = train.configuration_data(module, module.prepare(D.load(spec["dataset"]), "cpu"), cfg)
+        prepared = module.prepare(datasets.load(spec["dataset"]), "cpu")
+        data = inputs.configuration_data(P.Experiment(name, "full", spec), prepared, cname)
         seeds = spec["seeds"]
         one, st = [], []
         for r in range(args.rounds):
@@ -275,10 +276,10 @@ def pipeline_main(args) -> None:
                 t0 = time.perf_counter()
                 if variant == 0:
                     for s in seeds:
-                        train.fit(module, spec, cfg, s, data, "cpu")
+                        loop.fit(module, spec, cfg, s, data, "cpu")
                     one.append(time.perf_counter() - t0)
                 else:
-                    stacked.fit_seeds(module, spec, cfg, seeds, data, "cpu")
+                    loop.fit_seeds(module, spec, cfg, seeds, data, "cpu")
                     st.append(time.perf_counter() - t0)
         ratio = statistics.median(a / b for a, b in zip(one, st, strict=True))
         print(f"{name + ' / ' + cname:<42}{len(seeds):>6}{statistics.median(one):>14.2f}s"

@@ -1,17 +1,16 @@
 """The workbench: the experiments of Troiano et al. (2025) as DVC stages.
 
-Core (imported by the stages, never the other way round):
+Packages, each importing only those above it in this list:
 
-* ``paths`` - the one place that builds a path (``Layout(root)`` for another root);
-* ``params`` - loads and validates ``params.yaml`` and expands each experiment's ``grids``
-  into configurations with structured fields (axes, baseline, claims);
-* ``rules`` - from a configuration to freegrad (rule block, stochasticity, diagnostics);
-* ``loop`` - the training core, one seed or seeds stacked (``stacked``: the wide model);
-* ``run`` - ``Run`` (a run as a value) and ``train_one(experiment, spec, config, seed, ...)``;
-* ``tables`` - the cells of every table and the one number formatter;
-* ``tracking`` (MLflow), ``io`` (atomic writes, CSV);
-* ``tasks/`` - the model and data code an experiment names with ``task``.
+* ``results`` - every path (``paths``, root-anchored), atomic writes (``files``), the data
+  stage's files read back (``datasets``) and what a train stage writes (``records``);
+* ``config`` - ``params.yaml`` loaded, checked and expanded into configurations;
+* ``tasks`` - each task's model and data preparation;
+* ``training`` - the ``train@<experiment>`` stage (``python -m experiments.training``);
+* ``analysis`` - what is made of the results without training: the ``report``, ``claims``
+  and ``figures`` stages.
 
-Stages (``python -m experiments.<stage>``): ``data``, ``train`` (``train@<experiment>``),
-``report``, ``claims``, ``figures``.  The paper's stages are the ``paper`` package.
+Modules: ``data`` (the ``data`` stage) and ``same_results`` (do two commits train to the
+same bytes?).  The train stages depend on ``config``, ``training``, ``tasks``, ``results`` and
+``libs/freegrad/src`` only (``dvc.yaml``).  The paper's stages are the ``paper`` package.
 """

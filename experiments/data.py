@@ -1,6 +1,4 @@
-"""The ``data`` stage, and loaders that hand datasets to the training loop.
-
-Stage (``python -m experiments.data``) writes ``data/processed/<name>.pt``:
+"""The ``data`` stage (``python -m experiments.data``): it writes ``data/processed/<name>.pt``:
 
 * ``mnist``, ``fashion_mnist``: torchvision's MNIST / FashionMNIST.  With a
   local mirror (``data.mirror`` in params.yaml, else ``$FREEGRAD_DATA_MIRROR``)
@@ -14,7 +12,8 @@ Stage (``python -m experiments.data``) writes ``data/processed/<name>.pt``:
   ``data.ones_bnn.d`` (``{"sets": {d: {train_x, ...}}}``).
 
 Each file is a dict of tensors plus ``meta`` (plain values); images stay
-uint8.  Training code loads them whole into memory and batches by index.
+uint8.  Training code loads them whole into memory (``experiments.results.datasets``) and
+batches by index.
 """
 
 from __future__ import annotations
@@ -27,15 +26,12 @@ from pathlib import Path
 
 import torch
 
-from experiments import io, paths
-from experiments import params as params_mod
+from experiments import config
+from experiments.results import files, paths
+from experiments.results.datasets import DataError
 
 MIRROR_ENV = "FREEGRAD_DATA_MIRROR"
 TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
-
-
-class DataError(RuntimeError):
-    """A dataset is missing or corrupted."""
 
 
 def mirror_dir(params: dict) -> Path | None:
@@ -144,8 +140,8 @@ def make_ones_sets(d: list[int], n: int, tau: float, test_fraction: float, seed:
                                    "seed": seed}}
 
 
-def prepare(params: dict, out_dir: Path = paths.PROCESSED, raw_root: Path = paths.RAW,
-            only: tuple[str, ...] = params_mod.DATASETS) -> list[Path]:
+def write_datasets(params: dict, out_dir: Path = paths.PROCESSED, raw_root: Path = paths.RAW,
+            only: tuple[str, ...] = config.DATASETS) -> list[Path]:
     """Run the data stage; return the files written."""
     mirror = mirror_dir(params)
     if mirror is not None and not mirror.is_dir():
@@ -161,9 +157,9 @@ def prepare(params: dict, out_dir: Path = paths.PROCESSED, raw_root: Path = path
         elif name == "ones_bnn":
             data = make_ones_sets(**params["data"]["ones_bnn"])
         else:
-            raise DataError(f"unknown dataset {name!r}; known: {', '.join(params_mod.DATASETS)}")
+            raise DataError(f"unknown dataset {name!r}; known: {', '.join(config.DATASETS)}")
         out = paths.processed(name, out_dir)
-        io.write_torch(out, data)  # byte-identical from run to run
+        files.write_torch(out, data)  # byte-identical from run to run
         sizes = {k: tuple(v.shape) for k, v in data.items() if isinstance(v, torch.Tensor)}
         if "sets" in data:
             sizes = {f"d={k}": tuple(v["train_x"].shape) for k, v in data["sets"].items()}
@@ -172,21 +168,14 @@ def prepare(params: dict, out_dir: Path = paths.PROCESSED, raw_root: Path = path
     return written
 
 
-def load(name: str, root: Path = paths.PROCESSED) -> dict:
-    path = paths.processed(name, root)
-    if not path.is_file():
-        raise DataError(f"{path} does not exist; run the data stage first (`dvc repro data`)")
-    return torch.load(path, weights_only=True)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="The data stage: prepare every dataset")
-    parser.add_argument("--only", nargs="*", choices=params_mod.DATASETS,
-                        default=list(params_mod.DATASETS))
+    parser.add_argument("--only", nargs="*", choices=config.DATASETS,
+                        default=list(config.DATASETS))
     args = parser.parse_args(argv)
     try:
-        prepare(params_mod.load(import_modules=False), only=tuple(args.only))
-    except (DataError, params_mod.ParamsError) as e:
+        write_datasets(config.load(import_modules=False), only=tuple(args.only))
+    except (DataError, config.ParamsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -26,8 +26,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from experiments import paths
-from experiments.params import load as load_params
+import yaml
+
+from experiments.config import load as load_params
+from experiments.results import paths
 
 COMPARED = ("metrics", "runs", "curves", "diagnostics")
 
@@ -49,8 +51,9 @@ def prepare(commit: str, clone: Path, profile: str, data: Path) -> None:
                    check=True)
     subprocess.run(["git", "-C", str(clone), "checkout", "--quiet", commit], check=True)
     shutil.copytree(data, clone / paths.PROCESSED.relative_to(paths.ROOT))
+    reports = clone / paths.LAYOUT.rel(paths.LAYOUT.reports)
     for folder in COMPARED:  # the committed reports go: only what this run writes is compared
-        shutil.rmtree(clone / paths.REPORTS.relative_to(paths.ROOT) / folder, ignore_errors=True)
+        shutil.rmtree(reports / folder, ignore_errors=True)
     params = clone / "params.yaml"
     text = params.read_text()
     if "\nprofile: " not in text:
@@ -59,12 +62,21 @@ def prepare(commit: str, clone: Path, profile: str, data: Path) -> None:
                                 for line in text.split("\n")))
 
 
+def train_command(clone: Path, experiment: str) -> str:
+    """The clone's own ``train@<experiment>`` command, from its dvc.yaml (the module that
+    trains may differ between the two commits), run with this interpreter."""
+    cmd = yaml.safe_load((clone / "dvc.yaml").read_text())["stages"]["train"]["do"]["cmd"]
+    words = shlex.split(cmd.replace("${key}", experiment))
+    if words[0] != "python":
+        raise SystemExit(f"{clone}: the train stage's command {cmd!r} does not start with python")
+    return shlex.join([sys.executable, *words[1:]])
+
+
 def train(clone: Path, experiments: list[str], log) -> subprocess.Popen:
     """Every experiment, one after the other, in the clone's own code (a shell loop)."""
     env = os.environ | {"FREEGRAD_RETRAIN": "1", "PYTHONPATH": os.pathsep.join(
         [str(clone / "libs" / "freegrad" / "src"), str(clone)])}
-    script = " && ".join(f"{shlex.quote(sys.executable)} -m experiments.train {shlex.quote(e)}"
-                         for e in experiments)
+    script = " && ".join(train_command(clone, e) for e in experiments)
     return subprocess.Popen(["sh", "-c", script], cwd=clone, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
 
@@ -95,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"training failed at {side} ({getattr(args, side)})")
         if failed:
             return 2
-        reports = paths.REPORTS.relative_to(paths.ROOT)
+        reports = paths.LAYOUT.reports.relative_to(paths.ROOT)
         bad, total = differing(sides["base"] / reports, sides["head"] / reports)
     print(f"{args.base} and {args.head}, profile {args.profile}, {', '.join(experiments)}: "
           f"{total - len(bad)} of {total} files in reports/{{{','.join(COMPARED)}}} identical")

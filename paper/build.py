@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from experiments import paths
+from experiments.results import paths
 from paper import BuildError
 from paper.compile import build
 from paper.document import expand

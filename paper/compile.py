@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from experiments import paths
+from experiments.results import paths
 from paper import BuildError
 from paper.document import expand
 from paper.placeholders import load_numbers

@@ -18,7 +18,7 @@ import re
 
 import yaml
 
-from experiments import paths
+from experiments.results import paths
 from paper import BuildError, latex
 from paper.placeholders import substitute
 

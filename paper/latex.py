@@ -1,10 +1,10 @@
 """Tables and claims as LaTeX, from the JSON the stages write; the one LaTeX escaper.
 
 ``{{table: <experiment> | columns=A;B | label=tab:x}}`` renders the cells of
-``experiments.tables.experiment_table`` (the ones ``reports/tables/<experiment>.md``
+``experiments.analysis.tables.experiment_table`` (the ones ``reports/tables/<experiment>.md``
 shows) from ``reports/metrics/<experiment>.json`` and ``reports/runs/<experiment>.json``;
 columns are header names or globs (``Epochs to *``: the header carries a parameter).
-``{{claims: reports/claims.json}}`` renders ``experiments.tables.claims_summary_lines``
+``{{claims: reports/claims.json}}`` renders ``experiments.analysis.tables.claims_summary_lines``
 and ``claims_pair_lines`` of the claims stage's verdicts: each row against its baseline
 and against "our control", narrow enough for the text width.
 """
@@ -15,7 +15,8 @@ import fnmatch
 import json
 import re
 
-from experiments import paths, tables
+from experiments.analysis import tables
+from experiments.results import paths
 from paper import BuildError
 
 

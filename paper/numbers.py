@@ -38,8 +38,8 @@ from pathlib import Path
 
 import yaml
 
-from experiments import io, paths
-from experiments import params as params_mod
+from experiments import config
+from experiments.results import files, paths
 
 
 def _flatten(prefix: str, obj, out: dict) -> None:
@@ -120,14 +120,14 @@ def _claims_numbers(layout: paths.Layout, values: dict, sources: dict) -> None:
 def collect(layout: paths.Layout = paths.LAYOUT, params: dict | None = None) -> dict:
     """{"sources": {prefix: file}, "values": {dotted key: value}} from ``layout``'s reports."""
     if params is None:
-        params = params_mod.load(layout.params, import_modules=False)
+        params = config.load(layout.params, import_modules=False)
     values: dict = {
         "pipeline.profile": params["profile"],
         "pipeline.experiments": list(params["experiments"]),
         "pipeline.experiments.count": len(params["experiments"]),
     }
     sources: dict = {"pipeline": "params.yaml"}
-    declared = {name: list(params_mod.expand(f"experiments.{name}.grids", spec["grids"]))
+    declared = {name: list(config.expand(f"experiments.{name}.grids", spec["grids"]))
                 for name, spec in params["experiments"].items()}
     n_runs, n_exp = 0, 0
     for kind in ("metrics", "runs"):
@@ -166,7 +166,7 @@ def main(argv=None) -> int:
     if numbers["values"]["totals.n_experiments"] == 0:
         print("error: no reports/metrics/*.json; run `dvc repro` first", file=sys.stderr)
         return 1
-    io.write_text(paths.LAYOUT.numbers, dump(numbers))
+    files.write_text(paths.LAYOUT.numbers, dump(numbers))
     print(f"numbers: wrote {len(numbers['values'])} values to "
           f"{paths.LAYOUT.rel(paths.LAYOUT.numbers)}")
     return 0

@@ -6,7 +6,7 @@ points: +0.05), ``pm_pct[:d]`` (key of a {mean,std} pair without .mean: 99.75 ±
 ``pm[:d]``, ``f[:d]`` (fixed decimals, default 2), ``int``, ``list``, ``code`` (verbatim),
 ``count:<noun>[/<plural>]`` (a whole number and its noun, singular or plural: 1 experiment,
 7 experiments; ``count:analysis/analyses``).
-Numbers are formatted by ``experiments.tables`` (the tables' formatter).  An unknown key
+Numbers are formatted by ``experiments.analysis.tables`` (the tables' formatter).  An unknown key
 stops the build naming the key, the line and the file that should hold it; a key of a
 configuration the profile did not run becomes "not run (profile ...)".
 """
@@ -18,8 +18,8 @@ import re
 
 import yaml
 
-from experiments import paths
-from experiments.tables import num, pm
+from experiments.analysis.tables import num, pm
+from experiments.results import paths
 from paper import BuildError
 
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}|]+?)\s*(?:\|\s*([^{}]+?)\s*)?\}\}")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from experiments import paths
+from experiments.results import paths
 
 EXCLUDE = ("dvc.lock", "reports/", "data/", "mlruns", "paper/generated/", "paper/paper.pdf")
 

@@ -7,12 +7,13 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
 
-from experiments import paths
+from experiments.results import paths
 from paper import BuildError
 from paper import placeholders as build
 from tests.conftest import paper_toolchain_problem
@@ -101,9 +102,18 @@ def test_a_broken_toolchain_is_named_with_its_install_line():
                                            "--clear-groups"]
     if as_user and shutil.which("setpriv") is None:
         pytest.skip("running as root without setpriv: cannot try the unprivileged path")
-    proc = subprocess.run([*as_user, "make", "-s", "-o", "install", "pdf"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=False,
-                          env={**os.environ, "XELATEX": "no-such-xelatex", "HOME": "/tmp"})
+    # That user may not enter the checkout's parent folders (a CI clone in a mode-700
+    # folder): it runs a copy of the Makefile and paper/ in a folder it can read.
+    with tempfile.TemporaryDirectory() as tmp:
+        where = Path(tmp) / "repo"
+        shutil.copytree(ROOT / "paper", where / "paper")
+        shutil.copy2(ROOT / "Makefile", where / "Makefile")
+        for folder in (Path(tmp), where, *where.rglob("*")):
+            if folder.is_dir():
+                folder.chmod(0o755)
+        proc = subprocess.run([*as_user, "make", "-s", "-o", "install", "pdf"], cwd=where,
+                              capture_output=True, text=True, timeout=120, check=False,
+                              env={**os.environ, "XELATEX": "no-such-xelatex", "HOME": "/tmp"})
     assert proc.returncode != 0
     assert "no-such-xelatex not found" in proc.stderr
     assert f"sudo apt-get install --no-install-recommends {' '.join(packages)}" in proc.stderr
@@ -148,8 +158,8 @@ def test_paper_stage_deps_are_what_the_paper_uses(built):
     listed = _run_build(built["repo"], "--inputs")
     assert listed.returncode == 0, listed.stderr
     code = {f"paper/{p.name}" for p in (ROOT / "paper").glob("*.py") if p.name != "numbers.py"}
-    used = {*code, "experiments/tables.py", "experiments/paths.py", "paper/paper.md",
-            "paper/paper.bib", "paper/template.tex", *listed.stdout.split()}
+    used = {*code, "experiments/analysis/tables.py", "experiments/results/paths.py",
+            "paper/paper.md", "paper/paper.bib", "paper/template.tex", *listed.stdout.split()}
     deps = set(stage["deps"])
     assert deps == used, (f"dvc.yaml stage `paper`: add {sorted(used - deps)}, "
                           f"remove {sorted(deps - used)}")

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from experiments import paths
+from experiments.results import paths
 from paper import BuildError, latex
 from paper import placeholders as build
 

@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from experiments import config as P
 from experiments import data as D
-from experiments import params as P
-from experiments import paths, tracking
+from experiments.results import datasets, paths
+from experiments.training import tracking
 
 LENET = "experiments.lenet.configs"  # an expanded configuration's key path
 
@@ -70,7 +71,7 @@ OTHER_CASES = [
     ("params.yaml is not YAML", "params.yaml: 'profile: [full'",
      ["params.yaml", "not valid YAML"]),
     ("params.yaml missing", "no params.yaml", ["params.yaml", "file not found"]),
-    ("unknown experiment on the command line", "python -m experiments.train nosuch",
+    ("unknown experiment on the command line", "python -m experiments.training nosuch",
      ["error: experiment 'nosuch' is not defined in params.yaml", "defined: suc"]),
     ("missing processed dataset", "data/processed/mnist.pt absent",
      ["mnist.pt does not exist", "dvc repro data"]),
@@ -162,7 +163,7 @@ def test_params_yaml_missing(tmp_path):
 
 
 def test_unknown_experiment_on_the_command_line():
-    proc = subprocess.run([sys.executable, "-m", "experiments.train", "nosuch"], cwd=paths.ROOT,
+    proc = subprocess.run([sys.executable, "-m", "experiments.training", "nosuch"], cwd=paths.ROOT,
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     _check("unknown experiment on the command line", proc.stderr)
@@ -173,8 +174,9 @@ def test_bad_params_stop_the_stage_before_training(tmp_path):
     params = yaml.safe_load(paths.PARAMS.read_text())
     _cfg(params, "rectangular")["rule_params"] = {"a": 1, "b": -1}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    code = ("import sys; from experiments import params, paths, train; from pathlib import Path; "
-            "paths.PARAMS = Path(sys.argv[1]); sys.exit(train.main(['suc']))")
+    code = ("import sys; from experiments.results import paths; "
+            "from experiments.training import stage; from pathlib import Path; "
+            "paths.PARAMS = Path(sys.argv[1]); sys.exit(stage.main(['suc']))")
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "params.yaml")],
                           cwd=paths.ROOT, capture_output=True, text=True, timeout=120,
                           check=False)
@@ -185,7 +187,7 @@ def test_bad_params_stop_the_stage_before_training(tmp_path):
 
 def test_missing_processed_dataset(tmp_path):
     with pytest.raises(D.DataError) as err:
-        D.load("mnist", tmp_path)
+        datasets.load("mnist", tmp_path)
     _check("missing processed dataset", str(err.value))
 
 
@@ -205,14 +207,14 @@ def _mirror_params(m):
 def test_missing_dataset_file(broken_mirror, tmp_path):
     (broken_mirror / "MNIST" / "raw" / "train-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(D.DataError) as err:
-        D.prepare(_mirror_params(broken_mirror), tmp_path / "p", tmp_path / "raw",
+        D.write_datasets(_mirror_params(broken_mirror), tmp_path / "p", tmp_path / "raw",
                   only=("mnist",))
     _check("missing dataset file in the mirror", str(err.value))
 
 
 def test_corrupted_dataset_file(broken_mirror, tmp_path):
     with pytest.raises(D.DataError) as err:
-        D.prepare(_mirror_params(broken_mirror), tmp_path / "p", tmp_path / "raw",
+        D.write_datasets(_mirror_params(broken_mirror), tmp_path / "p", tmp_path / "raw",
                   only=("mnist",))
     _check("corrupted dataset file in the mirror", str(err.value))
 

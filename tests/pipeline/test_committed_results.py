@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from experiments import params as P
-from experiments import paths
+from experiments import config as P
+from experiments.results import paths
 
 EXPERIMENTS = sorted(P.load()["experiments"])
 
@@ -23,7 +23,7 @@ def tracked() -> set[str]:
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_each_experiments_committed_results_are_the_full_profiles(name):
-    runs = json.loads((paths.RUNS / f"{name}.json").read_text())
+    runs = json.loads((paths.LAYOUT.runs / f"{name}.json").read_text())
     assert runs["profile"] == "full", (f"reports/runs/{name}.json holds a {runs['profile']} run; "
                                        "`git checkout -- reports dvc.lock` restores the full one")
 

@@ -130,3 +130,31 @@ def _launched_by(pid: int, launchers) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
         pid = int(stat.rsplit(")", 1)[1].split()[1])  # field 4: the parent's pid
     return False
+
+
+def test_a_worker_of_another_checkout_refuses_the_units(services, tmp_path_factory):
+    """Two checkouts share one venv; the workers import experiments from the other one (whose
+    training code differs): every unit is refused with both checkouts named, nothing trains."""
+    stage_ws, other_ws = (new_workspace(tmp_path_factory, n) for n in ("stage", "other"))
+    for ws in (stage_ws, other_ws):
+        p = ws["repo"] / "params.yaml"
+        p.write_text(p.read_text().replace("\nprofile: full", "\nprofile: smoke", 1))
+    loop = other_ws["repo"] / "experiments" / "training" / "loop.py"
+    loop.write_text(loop.read_text() + "\n# another checkout's edit\n")
+    repo, env = stage_ws["repo"], stage_ws["env"]
+    sh(["dvc", "repro", "data"], repo, env)
+    services["start"]([str(services["bin"] / "dask"), "worker", services["scheduler"],
+                       "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
+                       "--local-directory", str(other_ws["repo"] / ".dask-worker")],
+                      {**other_ws["env"], "PYTHONPATH": str(other_ws["repo"])})
+    from distributed import Client
+
+    with Client(services["scheduler"], timeout=60) as client:
+        _wait(lambda: len(client.scheduler_info()["workers"]) == 1, "one dask worker")
+    proc = sh(["dvc", "repro", "train@suc"], repo,
+              {**env, "FREEGRAD_DASK_ADDRESS": services["scheduler"]}, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"keyed with the code and data of {repo}" in out, out[-3000:]
+    assert f"imports experiments from {other_ws['repo']}" in out
+    assert "experiments/training" in out and ": trained" not in out

@@ -6,9 +6,9 @@ import sys
 import pytest
 import torch
 
+from experiments import config as P
 from experiments import data as D
-from experiments import params as P
-from experiments import paths
+from experiments.results import paths
 
 
 def test_ones_follows_its_definition():
@@ -41,7 +41,8 @@ def _params(mirror=None):
 
 def test_mnist_from_mirror(mirror, tmp_path):
     before = {f: f.stat().st_mtime for f in (mirror / "MNIST" / "raw").iterdir()}
-    out = D.prepare(_params(mirror), tmp_path / "processed", tmp_path / "raw", only=("mnist",))
+    out = D.write_datasets(_params(mirror), tmp_path / "processed", tmp_path / "raw",
+                           only=("mnist",))
     data = torch.load(out[0], weights_only=True)
     assert data["train_x"].shape == (60000, 28, 28) and data["train_x"].dtype == torch.uint8
     assert data["test_y"].shape == (10000,) and int(data["test_y"].max()) == 9
@@ -61,7 +62,7 @@ def broken_mirror(mirror, tmp_path):
 
 def test_corrupted_file_is_a_clear_error(broken_mirror, tmp_path):
     with pytest.raises(D.DataError) as err:
-        D.prepare(_params(broken_mirror), tmp_path / "p", tmp_path / "raw", only=("mnist",))
+        D.write_datasets(_params(broken_mirror), tmp_path / "p", tmp_path / "raw", only=("mnist",))
     msg = str(err.value)
     assert "t10k-labels-idx1-ubyte.gz" in msg
     assert "ec29112dd5afa0611ce80d1b7f02629c" in msg  # torchvision's expected MD5
@@ -71,7 +72,7 @@ def test_corrupted_file_is_a_clear_error(broken_mirror, tmp_path):
 def test_missing_file_is_a_clear_error(broken_mirror, tmp_path):
     (broken_mirror / "MNIST" / "raw" / "train-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(D.DataError, match="missing file .*train-labels-idx1-ubyte.gz.*d53e105e"):
-        D.prepare(_params(broken_mirror), tmp_path / "p", tmp_path / "raw", only=("mnist",))
+        D.write_datasets(_params(broken_mirror), tmp_path / "p", tmp_path / "raw", only=("mnist",))
 
 
 def test_data_stage_cli_reports_corruption(broken_mirror):
@@ -89,10 +90,10 @@ def test_processed_files_are_byte_identical_across_processes(tmp_path):
     import subprocess
     import sys
 
-    from experiments import paths
+    from experiments.results import paths
 
-    code = ("import sys; from experiments import io, data; "
-            "io.write_torch(sys.argv[1], data.make_ones(10, 200, 0.7, 0.2, 0))")
+    code = ("import sys; from experiments import data; from experiments.results import files; "
+            "files.write_torch(sys.argv[1], data.make_ones(10, 200, 0.7, 0.2, 0))")
     for name in ("a.pt", "b.pt"):
         subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], cwd=paths.ROOT,
                        check=True, timeout=120)

@@ -12,8 +12,8 @@ import zlib
 import pytest
 import yaml
 
-from experiments import claims, figures, tables
-from experiments import params as P
+from experiments import config as P
+from experiments.analysis import claims, comparisons, grid_figures, tables
 
 METRIC_KEYS = ("final_test_acc", "best_test_acc", "final_train_loss", "final_test_loss")
 
@@ -83,8 +83,8 @@ def _everything(params: dict, names) -> dict:
 
 def _figure(spec, metrics, fig_spec) -> dict:
     if fig_spec["kind"] == "heatmap":
-        return figures.heatmap_grid(spec, metrics, fig_spec)
-    return figures.cells(spec, metrics, (fig_spec["lines"], fig_spec["x"]))
+        return grid_figures.heatmap_grid(spec, metrics, fig_spec)
+    return grid_figures.cells(spec, metrics, (fig_spec["lines"], fig_spec["x"]))
 
 
 def _rename(p: dict) -> None:
@@ -140,10 +140,10 @@ def test_a_new_axis_value_appears_in_table_heatmap_and_claims(tmp_path):
     lr = header.index("LR")
     assert sum(r[lr] == "0.02" for r in rows) == 8
     fig_spec = spec["figures"][0]
-    grid = figures.heatmap_grid(spec, metrics, fig_spec)
+    grid = grid_figures.heatmap_grid(spec, metrics, fig_spec)
     assert grid["columns"] == [0.01, 0.02, 0.05, 0.1]
     assert ("constant", 128, 0.02) in grid["cells"]
-    fig = figures.plot_heatmap(spec, metrics, fig_spec, "sweep")
+    fig = grid_figures.plot_heatmap(spec, metrics, fig_spec, "sweep")
     assert "0.02" in [t.get_text() for t in fig.axes[0].get_xticklabels()]
     rows = claims.judge({"mlp_sweep": metrics}, {"mlp_sweep": details}, params["claims"],
                         {"mlp_sweep": spec})
@@ -155,7 +155,7 @@ def test_a_new_axis_value_appears_in_table_heatmap_and_claims(tmp_path):
 def test_every_configuration_has_its_baseline_by_axis_values(name):
     spec = P.resolve(P.load(), name, "full")
     for cname, cfg in spec["configs"].items():
-        base = P.baseline_of(cname, spec)
+        base = comparisons.baseline_of(cname, spec)
         if base is None:  # a baseline: the true derivative
             assert cfg["backward"] == f"d({cfg['forward']})", cname
         else:

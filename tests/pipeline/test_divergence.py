@@ -6,10 +6,12 @@ import json
 
 import pytest
 
+from experiments import config as P
 from experiments import data as D
-from experiments import loop, tables, train
-from experiments import params as P
+from experiments.analysis import tables
+from experiments.results import datasets
 from experiments.tasks import single_unit as suc
+from experiments.training import loop, stage
 
 
 @pytest.fixture()
@@ -38,7 +40,7 @@ def diverging_suc(monkeypatch):
 
 
 def test_nan_loss_stops_the_run_and_is_reported(diverging_suc, mlflow_uri, tmp_path, caplog):
-    details = train.run_experiment("suc", diverging_suc, root=tmp_path)
+    details = stage.run_experiment("suc", diverging_suc, root=tmp_path)
     seeds = details["settings"]["seeds"]
     bad, good = details["configs"]["constant"], details["configs"]["standard"]
     assert bad["diverged"] == len(seeds) and good["diverged"] == 0
@@ -70,7 +72,7 @@ def test_stacked_divergence_falls_back_to_one_seed_at_a_time(diverging_suc, mlfl
 
     monkeypatch.setattr(loop, "fit_seeds", diverges)
     diverging_suc["experiments"]["suc"]["stack_seeds"] = True
-    details = train.run_experiment("suc", diverging_suc, root=tmp_path)
+    details = stage.run_experiment("suc", diverging_suc, root=tmp_path)
     assert details["configs"]["constant"]["diverged"] == len(details["settings"]["seeds"])
     assert details["configs"]["standard"]["diverged"] == 0
 
@@ -78,7 +80,7 @@ def test_stacked_divergence_falls_back_to_one_seed_at_a_time(diverging_suc, mlfl
 def test_fit_raises_diverged_with_the_rows_so_far(diverging_suc):
     spec = P.resolve(diverging_suc, "suc", "smoke")
     cfg = spec["configs"]["constant"]
-    data = suc.prepare(D.load("ones"), "cpu")
+    data = suc.prepare(datasets.load("ones"), "cpu")
     with pytest.raises(loop.Diverged) as err:
         loop.fit(suc, spec, cfg, 0, data, "cpu")
     assert err.value.epoch == 1 and len(err.value.rows) == 1  # epoch 0 only

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from experiments.executor import ADDRESS_ENV, RETRIES, Executor, ExecutorError, task_key
+from experiments.training.executor import ADDRESS_ENV, RETRIES, Executor, ExecutorError, task_key
 
 
 def _square(unit: int) -> tuple[int, int]:
@@ -96,7 +96,7 @@ def test_a_local_cluster_never_runs_more_threads_than_cpus(monkeypatch):
 
 _FAULTS = """
 import resource, sys, torch
-from experiments import environment
+from experiments.training import environment
 changed = environment.reuse_freed_memory() if sys.argv[1] == "fix" else False
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt

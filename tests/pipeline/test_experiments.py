@@ -8,13 +8,15 @@ import freegrad as fg
 import pytest
 import torch
 
-from experiments import claims, environment, loop, paths, rules
+from experiments import config as P
 from experiments import data as D
-from experiments import params as P
+from experiments.analysis import claims
+from experiments.results import paths, records
 from experiments.tasks import binary_unit as bnn
 from experiments.tasks import digits_mlp as mlp
 from experiments.tasks import lenet5 as lenet
 from experiments.tasks import models
+from experiments.training import binding, inputs, loop
 
 
 def _cfg(forward="Logistic", backward=None, **kw):
@@ -60,7 +62,7 @@ def test_bnn_uses_the_heaviside_forward():
     model(x).sum().backward()
     assert model[0].weight.grad.abs().sum() == 0
     model.zero_grad()
-    with rules.rule_context(cfg):
+    with binding.rule_context(cfg):
         model(x).sum().backward()
     assert model[0].weight.grad.abs().sum() > 0
 
@@ -79,7 +81,7 @@ def test_per_config_batch_size_lr_and_limits():
     assert loop.setting(spec, {}, "lr") == 0.01
     data = {"train_x": torch.arange(500), "train_y": torch.arange(500),
             "test_x": torch.arange(50), "test_y": torch.arange(50), "meta": {}}
-    small = environment.limit(data, spec)
+    small = inputs.limit(data, spec)
     assert torch.equal(small["train_x"], torch.arange(100)) and len(small["test_x"]) == 50
     assert small["meta"] == {"train_n": 100, "test_n": 50}
 
@@ -98,7 +100,7 @@ def test_diagnostics_measure_against_the_true_gradient():
     holder = {}
 
     def factory(model):
-        holder["d"] = rules.make_diagnostics(spec, cfg, 0, model)
+        holder["d"] = binding.make_diagnostics(spec, cfg, 0, model)
         return holder["d"]
 
     rows_with = loop.fit(mlp, spec, cfg, 0, data, "cpu", diagnostics=factory)
@@ -107,7 +109,7 @@ def test_diagnostics_measure_against_the_true_gradient():
     assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in rows_without]
     steps = [s for s, _ in holder["d"].history]
     assert steps == list(range(0, 23, 5))  # 1437 examples / 64 = 23 steps
-    rows = rules.diagnostics_rows("constant", 0, holder["d"].history)
+    rows = binding.diagnostics_rows("constant", 0, holder["d"].history)
     first = [r for r in rows if r["step"] == 0]
     assert {r["parameter"] for r in first} == {"0.weight", "0.bias", "2.weight", "2.bias", "all"}
     out_layer = next(r for r in first if r["parameter"] == "2.weight")
@@ -116,8 +118,8 @@ def test_diagnostics_measure_against_the_true_gradient():
     assert out_layer["norm_ratio"] == pytest.approx(1.0)
     hidden = next(r for r in first if r["parameter"] == "0.weight")
     assert 0.0 < hidden["cosine"] < 1.0 and hidden["norm_ratio"] > 1.0
-    assert rules.diagnosed(spec, cfg, "constant", 0)
-    assert not rules.diagnosed(spec, spec["configs"]["standard"], "standard", 0)
+    assert binding.diagnosed(spec, cfg, "constant", 0)
+    assert not binding.diagnosed(spec, spec["configs"]["standard"], "standard", 0)
 
 
 # --- claims ------------------------------------------------------------------------------
@@ -145,7 +147,7 @@ def _write(tmp_path, metrics: dict, seeds=(0, 1, 2)):
         layout.report("metrics", exp).write_text(json.dumps(m))
         layout.report("runs", exp).write_text(
             json.dumps({"profile": "full", "settings": {"seeds": list(seeds)}}))
-    return claims.load_reports(paths.Layout(tmp_path))
+    return records.read_reports(paths.Layout(tmp_path))
 
 
 def _by_id(rows):

@@ -14,8 +14,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 
-from experiments import figures  # noqa: E402
-from experiments import params as P  # noqa: E402
+from experiments import config as P  # noqa: E402
+from experiments.analysis import figures, grid_figures  # noqa: E402
 from tests.pipeline.test_declarative import fake_reports  # noqa: E402
 
 
@@ -46,11 +46,11 @@ def test_heatmap_cells_and_colour_bar_are_both_percent(name):
     spec = P.resolve(P.load(), name, "full")
     metrics, _ = fake_reports(name, spec)
     fig_spec = spec["figures"][0]
-    fig = figures.plot_heatmap(spec, metrics, fig_spec, "t")
+    fig = grid_figures.plot_heatmap(spec, metrics, fig_spec, "t")
     *panels, cbar = fig.axes
     assert cbar.get_ylabel() == "final test accuracy (%)"
     assert cbar.get_ylim() == (0.0, 100.0)
-    grid = figures.heatmap_grid(spec, metrics, fig_spec)
+    grid = grid_figures.heatmap_grid(spec, metrics, fig_spec)
     for ax, panel in zip(panels, grid["panels"], strict=True):
         z = ax.get_images()[0].get_array()
         texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
@@ -104,7 +104,7 @@ def test_lines_figure_error_bars_stay_within_100_percent():
     metrics, _ = fake_reports("bnn", spec)
     for m in metrics.values():
         m["final_test_acc"] = {"mean": 0.99, "std": 0.05}
-    fig = figures.plot_lines(spec, metrics, spec["figures"][0], "t")
+    fig = grid_figures.plot_lines(spec, metrics, spec["figures"][0], "t")
     fig.canvas.draw()  # the constrained layout places the legend
     ax = fig.axes[0]
     assert ax.get_ylabel() == "final test accuracy (%)"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from experiments import paths
+from experiments.results import paths
 from tests.conftest import new_workspace, sh
 
 RESULTS = ("reports/metrics/suc.json", "reports/runs/suc.json", "reports/curves/suc.csv",
@@ -60,7 +60,7 @@ def test_wall_times_are_no_stage_output_or_dep():
         timed = [p for p in _stage_paths(stage) if p.startswith("reports/timings")]
         assert not timed, f"dvc.yaml stage `{name}` lists {timed}: wall times would enter dvc.lock"
     # Committed as the record of the last run: git must not ignore them.
-    for path in sorted(paths.TIMINGS.glob("*.json")):
+    for path in sorted(paths.LAYOUT.timings.glob("*.json")):
         ignored = subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=paths.ROOT,
                                  check=False).returncode
         assert ignored == 1, f"{path.relative_to(paths.ROOT)} is git-ignored"
@@ -112,7 +112,8 @@ def test_next_repro_reruns_cleanly_and_repeats_byte_for_byte(workspace):
     lock = (repo / "dvc.lock").read_text()
     assert "reports/timings" not in lock
     (repo / TIMINGS).unlink()
-    sh(["dvc", "repro", "-f", "train@suc"], repo, env)
+    out = sh(["dvc", "repro", "-f", "train@suc"], repo, {**env, "FREEGRAD_RETRAIN": "1"}).stdout
+    assert ": trained" in out and ": reused" not in out, out  # retrained, not replayed
     assert {rel: (repo / rel).read_bytes() for rel in RESULTS} == first
     assert (repo / "dvc.lock").read_text() == lock  # the whole lock, timings nowhere in it
     timings = json.loads((repo / TIMINGS).read_text())

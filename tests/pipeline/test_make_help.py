@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from experiments import paths
+from experiments.results import paths
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="no make")
 

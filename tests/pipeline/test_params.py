@@ -3,7 +3,7 @@ import copy
 import pytest
 import yaml
 
-from experiments import params as P
+from experiments import config as P
 
 
 @pytest.fixture()

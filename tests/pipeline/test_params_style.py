@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from experiments import paths
+from experiments.results import paths
 
 # -S override -> the line it must leave in its place (every other line unchanged)
 CASES = {

@@ -63,7 +63,7 @@ def test_outputs(workspace):
 
 
 def _smoke(name):
-    from experiments import params as P
+    from experiments import config as P
 
     return P.resolve(P.load(), name, "smoke")
 
@@ -111,12 +111,13 @@ def test_summary_figures(workspace):
 
 
 def test_claims_come_from_the_metrics_files(workspace):
-    from experiments import claims, paths
+    from experiments.analysis import claims
+    from experiments.results import paths, records
 
     repo = workspace["repo"]
     rows = json.loads((repo / "reports/claims.json").read_text())
-    metrics, runs = claims.load_reports(paths.Layout(repo))
-    from experiments import params as P
+    metrics, runs = records.read_reports(paths.Layout(repo))
+    from experiments import config as P
 
     params = P.load(repo / "params.yaml", import_modules=False)
     specs = {e: P.resolve(params, e) for e in EXPERIMENTS}
@@ -189,8 +190,9 @@ def test_rerun_with_nothing_changed_runs_nothing(workspace):
     assert "up to date" in status.lower(), status
 
 
-def test_rerunning_training_gives_identical_metrics(workspace):
-    repo, env = workspace["repo"], workspace["env"]
+def test_retraining_gives_identical_metrics(workspace):
+    """FREEGRAD_RETRAIN=1: every run is trained again (none is read from the run cache)."""
+    repo, env = workspace["repo"], {**workspace["env"], "FREEGRAD_RETRAIN": "1"}
     # suc, and cnn: stochastic rules (full jamming) and gradient diagnostics.
     files = ["dvc.lock"] + [f"reports/{kind}/{name}.{ext}" for name in ("suc", "cnn")
                             for kind, ext in (("metrics", "json"), ("runs", "json"),
@@ -199,6 +201,7 @@ def test_rerunning_training_gives_identical_metrics(workspace):
     for stage in ("train@suc", "train@cnn"):
         out = sh(["dvc", "repro", "--force", "--single-item", stage], repo, env).stdout
         assert f"Running stage '{stage}'" in out
+        assert ": trained" in out and ": reused" not in out, out
     assert {f: (repo / f).read_bytes() for f in files} == before
 
 
@@ -211,7 +214,8 @@ def restored(workspace):
     """The workspace, with the test's edits undone afterwards: it is shared with tests/paper,
     which checks that the paper is up to date (whatever order the tests run in)."""
     repo = workspace["repo"]
-    saved = {p: p.read_text() for p in (repo / "experiments/figures.py", repo / "params.yaml")}
+    saved = {p: p.read_text()
+             for p in (repo / "experiments/analysis/figures.py", repo / "params.yaml")}
     yield workspace
     for path, text in saved.items():
         path.write_text(text)
@@ -223,7 +227,7 @@ def test_edits_rerun_exactly_what_they_affect(restored):
     # The forced retrain above changed no DVC output (wall times are none), so nothing is stale.
     settle = sh(["dvc", "repro"], repo, env).stdout
     assert "Running stage" not in settle, settle
-    fig = repo / "experiments" / "figures.py"
+    fig = repo / "experiments" / "analysis" / "figures.py"
     fig.write_text(fig.read_text() + "\n# an edit: the figures stage's code changed\n")
     assert _ran(sh(["dvc", "repro"], repo, env).stdout) == {"figures"}
     params = repo / "params.yaml"
@@ -236,3 +240,25 @@ def test_edits_rerun_exactly_what_they_affect(restored):
     # quotes the table's column names, which this edit renames.)
     out = sh(["dvc", "repro", "report", "claims", "figures"], repo, env).stdout
     assert _ran(out) == {"train@suc", "report", "claims", "figures"}
+
+
+def test_editing_analysis_or_the_paper_leaves_training_up_to_date(workspace):
+    """A line appended to every analysis, figures, report and paper module (and a new
+    analysis module) makes no train stage stale: they depend on the training packages only."""
+    repo, env = workspace["repo"], workspace["env"]
+    edited = [*sorted((repo / "experiments" / "analysis").glob("*.py")),
+              *sorted((repo / "paper").glob("*.py")), repo / "experiments" / "same_results.py"]
+    saved = {p: p.read_text() for p in edited}
+    new = repo / "experiments" / "analysis" / "an_edit.py"
+    try:
+        for path in edited:
+            path.write_text(path.read_text() + "\n# an edit outside training\n")
+        new.write_text('"""A new analysis module."""\n')
+        status = json.loads(sh(["dvc", "status", "--json"], repo, env).stdout)
+        trains = [s for s in status if s.startswith("train@")]
+        assert trains == [], {s: status[s] for s in trains}
+        assert {"report", "claims", "figures"} <= set(status)  # the edits were seen
+    finally:
+        new.unlink(missing_ok=True)
+        for path, text in saved.items():
+            path.write_text(text)

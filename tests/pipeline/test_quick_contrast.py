@@ -15,9 +15,10 @@ import json
 import pandas as pd
 import pytest
 
+from experiments import config as P
 from experiments import data as D
-from experiments import params as P
-from experiments import paths, train
+from experiments.results import datasets, paths
+from experiments.training import stage
 
 CHANCE = 0.1  # ten classes
 LEARNED = 2 * CHANCE  # above twice chance: the run has left the plateau
@@ -33,7 +34,7 @@ def test_the_quick_runs_already_split_the_configurations_as_the_full_runs_do(nam
     when the full run of that seed had left it at its end."""
     quick = quick_profile(name)
     assert "train_limit" not in quick, "quick must see the full runs' training steps"
-    curves = pd.read_csv(paths.CURVES / f"{name}.csv")
+    curves = pd.read_csv(paths.LAYOUT.curves / f"{name}.csv")
     runs = curves[curves.config.isin(quick["select"]) & curves.seed.isin(quick["seeds"])]
     full_final = runs.sort_values("epoch").groupby(["config", "seed"]).test_acc.last()
     quick_end = runs[runs.epoch == quick["epochs"]].set_index(["config", "seed"]).test_acc
@@ -54,10 +55,10 @@ def train_quick(name, configs, mirror, tmp_path, monkeypatch) -> dict[str, float
     quick.update(seeds=quick["seeds"][:1], select=configs)
     quick.pop("diagnostics", None)
     processed = tmp_path / "processed"
-    D.prepare(params, processed, tmp_path / "raw", only=(experiment["dataset"],))
-    monkeypatch.setattr(D, "load", functools.partial(D.load, root=processed))
+    D.write_datasets(params, processed, tmp_path / "raw", only=(experiment["dataset"],))
+    monkeypatch.setattr(datasets, "load", functools.partial(datasets.load, root=processed))
     monkeypatch.setenv("FREEGRAD_RETRAIN", "1")
-    train.run_experiment(name, params, root=tmp_path)
+    stage.run_experiment(name, params, root=tmp_path)
     metrics = json.loads((tmp_path / "reports" / "metrics" / f"{name}.json").read_text())
     return {c: m["final_test_acc"]["mean"] for c, m in metrics.items()}
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from experiments import runcache
+from experiments.training import runcache
 from tests.conftest import sh
 
-DEPS = {"experiments/train.py": "a" * 32, "data/processed/mnist.pt": "b" * 32}
+DEPS = {"experiments/training/stage.py": "a" * 32, "data/processed/mnist.pt": "b" * 32}
 RUN = {"settings": {"lr": 0.1, "epochs": 3}, "config": {"forward": "Logistic"}, "seeds": [0]}
 
 
@@ -26,7 +26,7 @@ def cache(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("change", [
-    lambda d, r, p: ({**d, "experiments/train.py": "c" * 32}, r, p),  # code
+    lambda d, r, p: ({**d, "experiments/training/stage.py": "c" * 32}, r, p),  # code
     lambda d, r, p: ({**d, "data/processed/mnist.pt": "d" * 32}, r, p),  # data
     lambda d, r, p: (d, {**r, "settings": {"lr": 0.2, "epochs": 3}}, p),  # a setting
     lambda d, r, p: (d, {**r, "config": {"forward": "Tanh"}}, p),  # the configuration
@@ -65,7 +65,7 @@ def test_a_corrupt_entry_is_ignored_with_one_warning(cache, caplog):
     cache.directory.mkdir(parents=True)
     (cache.directory / f"{keys[0]}.json").write_text('{"key": "')  # cut short by a kill
     (cache.directory / f"{keys[1]}.json").write_text('{"key": "another", "value": {}}')
-    with caplog.at_level(logging.WARNING, logger="experiments.runcache"):
+    with caplog.at_level(logging.WARNING, logger="experiments.training.runcache"):
         assert cache.load(keys[0]) is None and cache.load(keys[1]) is None
     assert len(caplog.records) == 1 and "retrained" in caplog.records[0].getMessage()
 

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
+from experiments import config as P
 from experiments import data as D
-from experiments import params as P
 from experiments import same_results
 
 
@@ -31,7 +31,7 @@ def test_a_changed_or_one_sided_file_is_reported_and_other_folders_are_not_compa
 def test_a_commit_trains_to_the_same_bytes_as_itself(tmp_path, capsys):
     """A real run: two clones of HEAD train suc's smoke profile; every report file is the same."""
     processed = tmp_path / "processed"
-    D.prepare(P.load(import_modules=False), processed, tmp_path / "raw", only=("ones",))
+    D.write_datasets(P.load(import_modules=False), processed, tmp_path / "raw", only=("ones",))
     code = same_results.main(["HEAD", "HEAD", "--profile", "smoke", "--experiments", "suc",
                               "--data", str(processed)])
     out = capsys.readouterr().out

@@ -1,16 +1,16 @@
-"""Seeds trained stacked (experiments/stacked.py) give one-seed-at-a-time's results."""
+"""Seeds trained stacked (experiments/training/stacked.py) give one-seed-at-a-time's results."""
 
 from __future__ import annotations
 
 import pytest
 
+from experiments import config as P
 from experiments import data as D
-from experiments import environment, loop, stacked, train
-from experiments import params as P
 from experiments.tasks import binary_unit as bnn
 from experiments.tasks import digits_mlp as mlp
 from experiments.tasks import lenet5 as lenet
 from experiments.tasks import single_unit as suc
+from experiments.training import loop, stacked, stage
 
 TOL = 1e-5  # float rounding of a batched matmul against S separate ones
 
@@ -21,7 +21,7 @@ def _data(module, spec, cfg, params):
            D.make_ones_sets(**params["data"]["ones_bnn"]) if name == "ones_bnn" else
            D.make_digits())
     data = module.prepare(raw, "cpu")
-    return environment.configuration_data(module, data, cfg)
+    return module.config_data(data, cfg) if hasattr(module, "config_data") else data
 
 
 CASES = [("suc", suc, "standard"), ("suc", suc, "constant"), ("mlp", mlp, "constant"),
@@ -68,7 +68,7 @@ def test_run_experiment_with_and_without_stacking(mlflow_uri, tmp_path, monkeypa
     runs = {}
     for flag in (True, False):
         params["experiments"]["suc"]["stack_seeds"] = flag
-        runs[flag] = train.run_experiment("suc", params, root=tmp_path / str(flag))
+        runs[flag] = stage.run_experiment("suc", params, root=tmp_path / str(flag))
     for cname, c in runs[True]["configs"].items():
         for seed, m in c["runs"].items():
             other = runs[False]["configs"][cname]["runs"][seed]

@@ -1,11 +1,13 @@
-"""`python -m experiments.timings`: the README's table of each train stage's device and wall
+"""`python -m experiments.analysis.timings`: the README's table of each train stage's device and
+wall
 time, read from reports/timings/."""
 
 from __future__ import annotations
 
 import json
 
-from experiments import paths, timings
+from experiments.analysis import timings
+from experiments.results import paths
 
 
 def test_the_table_has_a_row_per_timed_stage_with_its_device_and_times(tmp_path, monkeypatch):
@@ -22,11 +24,11 @@ def test_the_table_has_a_row_per_timed_stage_with_its_device_and_times(tmp_path,
 
 def test_every_committed_train_stage_is_timed():
     stages = {row["stage"] for row in timings.rows()}
-    runs = {f"train@{p.stem}" for p in paths.RUNS.glob("*.json")}
+    runs = {f"train@{p.stem}" for p in paths.LAYOUT.runs.glob("*.json")}
     assert runs <= stages, sorted(runs - stages)
 
 
 def test_the_readmes_results_table_is_what_the_command_prints():
-    """The README quotes `python -m experiments.timings`, not numbers typed by hand."""
+    """The README quotes `python -m experiments.analysis.timings`, not numbers typed by hand."""
     readme = (paths.ROOT / "README.md").read_text()
-    assert timings.table(timings.rows()) in readme, "rerun `python -m experiments.timings`"
+    assert timings.table(timings.rows()) in readme, "rerun `python -m experiments.analysis.timings`"

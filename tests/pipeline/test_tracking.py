@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments import paths, tracking
+from experiments.results import paths
+from experiments.training import tracking
 
 
 def _runs(uri):
@@ -30,6 +31,9 @@ def test_dvc_temporary_copies_log_to_the_main_store():
 def test_run_statuses(mlflow_uri):
     with tracking.start("unit", "ok", {"a": 1, "rule": {"b": 2}}, {"profile": "smoke"}) as run:
         run.log_epoch(1, {"test_acc": 0.5})
+    assert _runs(mlflow_uri)["ok"].info.status == "RUNNING"  # until its result is kept
+    assert tracking.finish(run.run_id) and tracking.finish(run.run_id)  # once is enough
+    assert not tracking.finish("0" * 32)  # no such run in this store
     with pytest.raises(RuntimeError):
         with tracking.start("unit", "crash", {}, {}):
             raise RuntimeError("boom")

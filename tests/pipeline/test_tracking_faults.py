@@ -9,23 +9,25 @@ import textwrap
 
 import pytest
 
-from experiments import paths, tracking
+from experiments.results import paths
+from experiments.training import tracking
 
 WRITER = textwrap.dedent("""
     import sys, time
-    from experiments import tracking
+    from experiments.training import tracking
     start_at, worker = float(sys.argv[1]), sys.argv[2]
     time.sleep(max(0.0, start_at - time.time()))  # every writer meets a fresh store at once
     for i in range(4):
         with tracking.start("concurrent", f"w{worker}-{i}", {"i": i, "w": worker}, {}) as run:
             for epoch in range(5):
                 run.log_epoch(epoch, {"loss": 1.0 / (epoch + 1), "acc": 0.1 * epoch})
+        tracking.finish(run.run_id)
     print("ok", worker)
 """)
 
 DIES = textwrap.dedent("""
     import os, signal
-    from experiments import tracking
+    from experiments.training import tracking
     with tracking.start("stale", "orphan", {}, {}) as run:
         run.log_epoch(0, {"loss": 1.0})
         os.kill(os.getpid(), signal.SIGKILL)
@@ -96,8 +98,9 @@ def test_run_of_a_killed_process_is_closed_on_next_start(tmp_path, monkeypatch):
     assert _runs(uri, "stale")["orphan"].info.status == "RUNNING"
     monkeypatch.setattr(tracking, "_CLEANED", set())  # as a new process starts
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    with tracking.start("stale", "next", {}, {}):
+    with tracking.start("stale", "next", {}, {}) as run:
         pass
+    tracking.finish(run.run_id)
     runs = _runs(uri, "stale")
     assert runs["orphan"].info.status == "KILLED"
     assert runs["next"].info.status == "FINISHED"

@@ -3,18 +3,19 @@ import json
 
 import pytest
 
+from experiments import config as P
 from experiments import data as D
-from experiments import environment, loop, rules, run, train
-from experiments import params as P
+from experiments.results import records
 from experiments.tasks import single_unit as suc
+from experiments.training import binding, environment, loop, run
 
 
 def test_true_derivative_needs_no_rule_block():
-    assert isinstance(rules.rule_context({"forward": "Logistic", "backward": "d(Logistic)"}),
+    assert isinstance(binding.rule_context({"forward": "Logistic", "backward": "d(Logistic)"}),
                       contextlib.nullcontext)
-    assert isinstance(rules.rule_context({"forward": "Tanh", "backward": None}),
+    assert isinstance(binding.rule_context({"forward": "Tanh", "backward": None}),
                       contextlib.nullcontext)
-    assert not isinstance(rules.rule_context({"forward": "Logistic", "backward": "d(Linear)"}),
+    assert not isinstance(binding.rule_context({"forward": "Logistic", "backward": "d(Linear)"}),
                           contextlib.nullcontext)
 
 
@@ -25,7 +26,7 @@ def test_run_metrics():
     assert m["epochs_to_target"] == 2 and m["best_test_acc"] == 0.96
     assert m["final_test_acc"] == 0.94
     assert run.run_metrics(rows, 0.99)["epochs_to_target"] is None
-    assert train.summarize([1.0, 3.0, None]) == {"mean": 2.0, "std": 1.414214, "n": 2}
+    assert records.summarize([1.0, 3.0, None]) == {"mean": 2.0, "std": 1.414214, "n": 2}
 
 
 @pytest.mark.parametrize("config", ["standard", "constant"])

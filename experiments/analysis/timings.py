@@ -1,6 +1,6 @@
 """Print the wall time and device of each train stage's last run, from ``reports/timings/``.
 
-``python -m experiments.timings`` prints a Markdown table (README, "Results").  The stage
+``python -m experiments.analysis.timings`` prints a Markdown table (README, "Results").  The stage
 time is the last process's: a stage resumed from its run cache (README, "Faults") counts only
 the runs it trained after the restart, while its runs' epochs (the last column) count all."""
 
@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import sys
 
-from experiments import paths
+from experiments.results import paths
 
 
 def rows() -> list[dict]:
     out = []
-    for path in sorted(paths.TIMINGS.glob("*.json")):
+    for path in sorted(paths.LAYOUT.timings.glob("*.json")):
         record = json.loads(path.read_text())
         runs = [run for config in record["configs"].values() for run in config["runs"].values()]
         out.append({"stage": f"train@{record['experiment']}", "device": record["device"],

@@ -1,7 +1,7 @@
-"""Where and on what a run trains: the device, deterministic settings and the prepared data.
+"""Where a run trains: the device, its CPU threads, deterministic settings, the allocator.
 
-Shared by the train stage (``experiments.train``) and the units of work it sends out
-(``experiments.units``), which may run on a Dask worker.
+Shared by the train stage (``experiments.training.stage``) and the units of work it sends
+out (``experiments.training.units``), which may run on a Dask worker.
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ import ctypes.util
 import os
 
 import torch
-
-from experiments import data as data_mod
-from experiments import params as params_mod
 
 
 def pick_device() -> torch.device:
@@ -25,6 +22,16 @@ def pick_device() -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def threads_of(spec: dict, device) -> int:
+    """The CPU threads every unit of ``spec`` uses wherever it runs: the experiment's
+    ``threads`` (tiny models: intra-op threads only add synchronisation and, on a busy
+    machine, spinning that can make an epoch 100x slower), else torch's default.  Results
+    follow the thread count (reduction order), so it is part of a unit's key."""
+    if spec.get("threads") and device.type == "cpu":
+        return spec["threads"]
+    return torch.get_num_threads()
 
 
 def configure_determinism() -> None:
@@ -56,32 +63,3 @@ def reuse_freed_memory() -> bool:
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, _DYNAMIC_MMAP_MAX)
                 and mallopt(_M_TRIM_THRESHOLD, 2 * _DYNAMIC_MMAP_MAX))
-
-
-def configuration_data(task, data: dict, cfg: dict) -> dict:
-    """What a configuration trains on: ``task.config_data(data, cfg)`` where the task
-    defines one (binary_unit: one data set per input size), else ``data``."""
-    return task.config_data(data, cfg) if hasattr(task, "config_data") else data
-
-
-def limit(data: dict, spec: dict) -> dict:
-    """The first ``train_limit`` / ``test_limit`` examples (all when unset)."""
-    out = dict(data)
-    for part in ("train", "test"):
-        n = spec.get(f"{part}_limit")
-        if n is not None and n < len(data[f"{part}_x"]):
-            out[f"{part}_x"], out[f"{part}_y"] = data[f"{part}_x"][:n], data[f"{part}_y"][:n]
-    out["meta"] = {**data["meta"], "train_n": len(out["train_x"]), "test_n": len(out["test_x"])}
-    return out
-
-
-def prepare(spec: dict, device) -> dict:
-    """The experiment's data, prepared by its task (and cut to the limits when every
-    configuration trains on the same data)."""
-    if spec.get("threads") and device.type == "cpu":
-        # Tiny models: intra-op threads only add synchronisation (and, on a busy machine,
-        # spinning that can make an epoch 100x slower).
-        torch.set_num_threads(spec["threads"])
-    task = params_mod.task_module(spec["task"])
-    data = task.prepare(data_mod.load(spec["dataset"]), device)
-    return data if hasattr(task, "config_data") else limit(data, spec)

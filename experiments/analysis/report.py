@@ -1,10 +1,10 @@
 """The ``report`` stage: Markdown and CSV tables from the DVC metrics.
 
-    python -m experiments.report
+    python -m experiments.analysis.report
 
 For every experiment in params.yaml with a metrics file, writes
 ``reports/tables/<name>.md`` (one row per configuration, mean ± std over seeds, and a
-provenance column; the cells are ``experiments.tables.experiment_table``, which the
+provenance column; the cells are ``experiments.analysis.tables.experiment_table``, which the
 paper renders as LaTeX) and ``<name>.csv`` (mean and std as separate numeric columns).
 The numbers come from the DVC metrics ``reports/metrics/<name>.json``; the rule names,
 settings and provenance from ``reports/runs/<name>.json`` (both written by
@@ -19,12 +19,13 @@ import sys
 
 import pandas as pd
 
-from experiments import io, paths, tables
-from experiments import params as params_mod
+from experiments import config
+from experiments.analysis import tables
+from experiments.results import files, paths
 
 
 def main() -> int:
-    params = params_mod.load(import_modules=False)
+    params = config.load(import_modules=False)
     layout, written = paths.LAYOUT, 0
     for name in params["experiments"]:
         mpath = layout.report("metrics", name)
@@ -35,9 +36,9 @@ def main() -> int:
         metrics = json.loads(mpath.read_text())
         details = json.loads(layout.report("runs", name).read_text())
         header, rows = tables.experiment_table(metrics, details)
-        io.write_text(layout.table(name, "md"),
+        files.write_text(layout.table(name, "md"),
                       tables.markdown(header, rows, tables.caption(details)))
-        io.write_text(layout.table(name, "csv"),
+        files.write_text(layout.table(name, "csv"),
                       pd.DataFrame(tables.numeric_rows(metrics, details))
                       .to_csv(index=False, lineterminator="\n"))
         print(f"report: wrote reports/tables/{name}.md and .csv")

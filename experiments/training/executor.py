@@ -32,7 +32,7 @@ ADDRESS_ENV = "FREEGRAD_DASK_ADDRESS"
 RETRIES = 2
 KINDS = ("local", "dask")
 
-log = logging.getLogger("experiments.executor")
+log = logging.getLogger("experiments.training.executor")
 
 
 def task_key(unit_name: str, i: int) -> str:

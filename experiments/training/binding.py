@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 
-from experiments.params import TRUE_DERIVATIVE
+from experiments.config import DEFAULT_SCOPE, TRUE_DERIVATIVE
 
 RULE_FIELDS = ("forward", "forward_params", "backward", "rule_params", "scope")
 
@@ -40,7 +40,7 @@ def rule_context(cfg: dict, seed: int | None = None):
         return contextlib.nullcontext()
     import freegrad as fg
 
-    kwargs = {"scope": cfg.get("scope", "activations"), "seed": seed}
+    kwargs = {"scope": cfg.get("scope", DEFAULT_SCOPE), "seed": seed}
     if cfg.get("rule_params"):
         kwargs["params"] = dict(cfg["rule_params"])
     return fg.use(cfg["backward"], **kwargs)
@@ -60,7 +60,7 @@ def make_diagnostics(spec: dict, cfg: dict, seed: int, model, log=None):
     from freegrad.diagnostics import GradientDiagnostics
 
     return GradientDiagnostics(model, cfg["backward"], dict(cfg["rule_params"]) or None,
-                               cfg.get("scope", "activations"),
+                               cfg.get("scope", DEFAULT_SCOPE),
                                every=spec["diagnostics"]["every"], log=log, seed=seed)
 
 

@@ -24,9 +24,10 @@ import logging
 import os
 from pathlib import Path
 
-from experiments import io, paths
+from experiments.results import files, paths
+from experiments.training import binding
 
-log = logging.getLogger("experiments.runcache")
+log = logging.getLogger("experiments.training.runcache")
 
 RETRAIN_ENV = "FREEGRAD_RETRAIN"
 
@@ -55,17 +56,41 @@ class RunCache:
     """The kept runs of one experiment, for one state of its dependencies."""
 
     def __init__(self, experiment: str, dependency_hashes: dict[str, str], profile: str,
-                 directory: Path | None = None):
-        self.directory = (directory or paths.RUN_CACHE) / experiment
+                 directory: Path | None = None, enabled: bool = True):
+        self.directory = (directory or paths.LAYOUT.run_cache()) / experiment
         self.context = {"experiment": experiment, "profile": profile,
                         "dependencies": dependency_hashes}
-        self.enabled = os.environ.get(RETRAIN_ENV, "") in ("", "0")
+        self.enabled = enabled and os.environ.get(RETRAIN_ENV, "") in ("", "0")
         self._warned = False
+
+    @classmethod
+    def for_stage(cls, name: str, profile: str, layout: paths.Layout = paths.LAYOUT
+                  ) -> RunCache:
+        """The kept runs of ``train@<name>`` (``layout.run_cache()``), keyed by DVC's hashes
+        of the stage's deps; off (every run trained) where the stage cannot be hashed."""
+        try:
+            hashes = stage_dependency_hashes(f"train@{name}")
+        except Exception as e:  # no DVC repository, or a stage dvc.yaml does not define
+            log.warning("run cache off for %s (its DVC stage cannot be hashed: %s); every run "
+                        "is trained", name, e)
+            return cls(name, {}, profile, layout.run_cache(), enabled=False)
+        return cls(name, hashes, profile, layout.run_cache())
 
     def key(self, **determinants) -> str:
         """The entry's name: a hash of the stage's context and ``determinants`` (settings,
         configuration, seeds: whatever else decides the result)."""
         return digest({**self.context, **determinants})
+
+    def key_of(self, job) -> str:
+        """A unit's entry: besides the stage's deps and profile, everything that decides
+        its runs (the experiment's settings, the configuration, seeds, threads, which seeds
+        are diagnosed)."""
+        spec, cfg = job.experiment.spec, job.cfg
+        settings = {k: v for k, v in spec.items() if k not in ("configs", "seeds")}
+        return self.key(settings=settings, config=cfg, seeds=list(job.seeds),
+                        threads=job.threads,
+                        diagnosed=[binding.diagnosed(spec, cfg, job.config, s)
+                                   for s in job.seeds])
 
     def load(self, key: str) -> dict | None:
         """The entry stored under ``key``, or None (absent, unreadable, or retraining)."""
@@ -88,4 +113,4 @@ class RunCache:
         """Keep ``value`` under ``key`` (atomically: a kill leaves the old state or the new).
         Not strict JSON: a run's diagnostics may hold an infinite norm ratio (the true
         gradient zero where the rule's is not, e.g. a saturated Logistic under ``constant``)."""
-        io.write_json(self.directory / f"{key}.json", {"key": key, "value": value}, strict=False)
+        files.write_json(self.directory / f"{key}.json", {"key": key, "value": value}, strict=False)

@@ -1,6 +1,6 @@
 """The ``figures`` stage: every figure, from the files the train stages wrote.
 
-    python -m experiments.figures
+    python -m experiments.analysis.figures
 
 Separate from training, so restyling a figure never retrains.  Writes, as
 ``.png`` and ``.pdf`` under ``reports/figures/``:
@@ -35,21 +35,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from experiments import io, paths, tables  # noqa: E402
-from experiments import params as params_mod  # noqa: E402
+from experiments import config  # noqa: E402
+from experiments.analysis.grid_figures import PERCENT, PLOTS, axis_label, band  # noqa: E402
+from experiments.results import files, paths  # noqa: E402
 
 PANELS = [("test_acc", "test accuracy (%)"), ("train_loss", "training loss")]
-# Accuracies are drawn in percent, as the tables and the paper print them.
-PERCENT = {"test_acc", "train_acc"}
 MAX_LINES = 6  # lines per panel: more and tab10's colours, the legend and the bands blur
-
-
-def _band(mean: pd.Series, std: pd.Series, col: str) -> tuple[pd.Series, pd.Series]:
-    """The ±1 std band around ``mean``, clipped to the metric's range: an accuracy lies in
-    [0, 100] % and a loss is >= 0, so mean ± std beyond that (a skewed spread over few seeds)
-    would draw values no run can have."""
-    lo, hi = mean - std, mean + std
-    return lo.clip(lower=0.0), (hi.clip(upper=100.0) if col in PERCENT else hi)
 
 
 def _groups(names: list[str], key) -> dict:
@@ -70,7 +61,7 @@ def line_panels(names: list[str], axes: dict, max_lines: int = MAX_LINES) -> lis
     for keys, members in families.items():
         fixed = [k for k in keys if len({axes[m][k] for m in members}) == 1]
         varying = [k for k in keys if k not in fixed]
-        head = ", ".join([_label(axes[members[0]][k]) for k in fixed]  # "relu, by reading"
+        head = ", ".join([axis_label(axes[members[0]][k]) for k in fixed]  # "relu, by reading"
                          + ([f"by {' x '.join(varying)}"] if varying else []))
         if len(members) <= max_lines:
             panels.append((head, members))
@@ -80,7 +71,7 @@ def line_panels(names: list[str], axes: dict, max_lines: int = MAX_LINES) -> lis
                   if max(map(len, g.values())) <= max_lines and min(map(len, g.values())) > 1]
         if splits:
             k, groups = min(splits, key=lambda s: len(s[1]))
-            panels += [(f"{k} = {_label(v)}", g) for v, g in groups.items()]
+            panels += [(f"{k} = {axis_label(v)}", g) for v, g in groups.items()]
             continue
         n = math.ceil(len(members) / max_lines)
         size = math.ceil(len(members) / n)
@@ -98,7 +89,7 @@ def _draw(ax, curves: pd.DataFrame, names: list[str], col: str, size: float = 8)
             stats = stats * 100
         color = colors[i % len(colors)]
         ax.plot(stats.index, stats["mean"], label=cname, color=color, lw=1.3)
-        ax.fill_between(stats.index, *_band(stats["mean"], stats["std"], col), color=color,
+        ax.fill_between(stats.index, *band(stats["mean"], stats["std"], col), color=color,
                         alpha=0.18, lw=0)
     ax.grid(alpha=0.3)
     ax.tick_params(labelsize=size)
@@ -158,7 +149,7 @@ def plot(curves: pd.DataFrame, title: str, configs: dict | None = None):
 
 def save(fig, stem: str) -> None:
     for ext, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None})):
-        with io.atomic_path(paths.LAYOUT.figure(stem, ext)) as tmp:
+        with files.atomic_path(paths.LAYOUT.figure(stem, ext)) as tmp:
             fig.savefig(tmp, format=ext, dpi=150, metadata=meta)
     plt.close(fig)
     print(f"figures: wrote reports/figures/{stem}.png and .pdf")
@@ -191,7 +182,8 @@ def plot_activations(specs: dict):
     axes[0].set_title("forward F(x)", fontsize=10)
     torch.manual_seed(0)  # the stochastic rules draw from the global RNG here
     for rule, prm in rules:
-        label = rule + (f"({', '.join(f'{k}={_label(v)}' for k, v in prm.items())})" if prm else "")
+        shown = ", ".join(f"{k}={axis_label(v)}" for k, v in prm.items())
+        label = rule + (f"({shown})" if prm else "")
         y = fg.get(rule)(None, g, x, **prm)
         if fg.get(rule).stochastic:  # one draw
             axes[1].plot(x[::8], y[::8], ".", ms=3, alpha=0.7, label=label + " (one draw)")
@@ -207,109 +199,6 @@ def plot_activations(specs: dict):
 
 def _read_json(path):
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _label(v) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
-
-
-def cells(spec: dict, metrics: dict, keys: tuple[str, ...]) -> dict:
-    """{(axis values of ``keys``): final test accuracy summary} over the configurations that
-    ran and whose axes are exactly ``keys`` (a grid's other configurations are left out)."""
-    out = {}
-    for cname, cfg in spec["configs"].items():
-        if cname in metrics and set(cfg["axes"]) == set(keys):
-            out[tuple(cfg["axes"][k] for k in keys)] = metrics[cname]["final_test_acc"]
-    return out
-
-
-def _values(cells_: dict, i: int) -> list:
-    return list(dict.fromkeys(k[i] for k in cells_))
-
-
-def plot_lines(spec: dict, metrics: dict, fig_spec: dict, title: str):
-    """Final test accuracy (%, mean ± std over seeds) against axis ``x``, one line per value
-    of axis ``lines``, the legend outside the data; a diverged configuration has no point."""
-    x, by = fig_spec["x"], fig_spec["lines"]
-    data = cells(spec, metrics, (by, x))
-    fig, ax = plt.subplots(figsize=(5.6, 3.2), constrained_layout=True)
-    for line in _values(data, 0):
-        pts = sorted((k[1], 100 * s["mean"], 100 * s["std"]) for k, s in data.items()
-                     if k[0] == line and s["mean"] is not None)
-        xs, mean, std = (pd.Series([p[i] for p in pts], dtype=float) for i in range(3))
-        lo, hi = _band(mean, std, "test_acc")  # ±1 std clipped to [0, 100] %, as the curves'
-        ax.errorbar(xs, mean, yerr=[mean - lo, hi - mean], marker="o", capsize=3,
-                    label=_label(line))
-    if all(isinstance(v, int) and v > 0 for v in _values(data, 1)):
-        ax.set_xscale("log", base=2)
-    ax.set_xlabel(x)
-    ax.set_ylabel("final test accuracy (%)")
-    ax.grid(alpha=0.3)
-    fig.legend(*ax.get_legend_handles_labels(), loc="outside right upper", frameon=False,
-               title=by, fontsize=8, title_fontsize=8)
-    ax.set_title("\n".join(w for line in title.split("\n") for w in textwrap.wrap(line, 60)),
-                 fontsize=9)
-    return fig
-
-
-HEAT_LABEL = "final test accuracy (%)"  # the colour bar's; the cells print mean ± std in %
-
-
-def _heat_cell(ax, z, i, j, summary: dict | None, fontsize: int) -> None:
-    """Cell (i, j) of a heatmap of accuracies: its value in ``z`` and "mean ± std" written
-    on it, both in percent; "diverged" for a configuration without a result, nothing for one
-    not run."""
-    if summary is None:
-        return
-    if summary["mean"] is None:
-        ax.text(j, i, "diverged", ha="center", va="center", fontsize=fontsize)
-        return
-    z[i, j] = 100 * summary["mean"]  # percent, like the text on it and the colour bar
-    text = f"{tables.num(summary['mean'], 100, 1)}\n{tables.PM}{tables.num(summary['std'], 100, 1)}"
-    ax.text(j, i, text, ha="center",
-            va="center", fontsize=fontsize, color="w" if summary["mean"] < 0.6 else "k")
-
-
-def heatmap_grid(spec: dict, metrics: dict, fig_spec: dict) -> dict:
-    """What a heatmap shows: {"panels", "rows", "columns": axis values in grid order,
-    "cells": {(panel, row, column): summary}} (one panel ``None`` without ``panels``)."""
-    keys = (fig_spec.get("panels"), fig_spec["rows"], fig_spec["columns"])
-    data = cells(spec, metrics, tuple(k for k in keys if k))
-    if keys[0] is None:
-        data = {(None, *k): v for k, v in data.items()}
-    return {"panels": _values(data, 0), "rows": _values(data, 1),
-            "columns": _values(data, 2), "cells": data}
-
-
-def plot_heatmap(spec: dict, metrics: dict, fig_spec: dict, title: str):
-    """Final test accuracy (mean ± std) over axes ``rows`` x ``columns``, one panel per value
-    of axis ``panels`` (if given)."""
-    import numpy as np
-
-    grid = heatmap_grid(spec, metrics, fig_spec)
-    rows, cols = grid["rows"], grid["columns"]
-    fig, axes = plt.subplots(1, len(grid["panels"]),
-                             figsize=(1.4 * len(cols) * len(grid["panels"]) + 1.8,
-                                      0.75 * len(rows) + 1.5),
-                             squeeze=False, constrained_layout=True)
-    for ax, panel in zip(axes[0], grid["panels"], strict=True):
-        z = np.full((len(rows), len(cols)), np.nan)
-        for i, r in enumerate(rows):
-            for j, c in enumerate(cols):
-                _heat_cell(ax, z, i, j, grid["cells"].get((panel, r, c)), fontsize=9)
-        im = ax.imshow(z, vmin=0, vmax=100, cmap="viridis", aspect="auto")
-        ax.set_xticks(range(len(cols)), [_label(c) for c in cols])
-        ax.set_yticks(range(len(rows)), [_label(r) for r in rows])
-        ax.set_xlabel(fig_spec["columns"])
-        ax.set_ylabel(fig_spec["rows"])
-        if panel is not None:
-            ax.set_title(_label(panel), fontsize=9)
-    fig.colorbar(im, ax=axes[0, -1], label=HEAT_LABEL)
-    fig.suptitle(title, fontsize=9)
-    return fig
-
-
-PLOTS = {"heatmap": plot_heatmap, "lines": plot_lines}
 
 
 def plot_cosine(diag: pd.DataFrame, title: str):
@@ -370,11 +259,11 @@ def experiment_figures(name: str, spec: dict) -> int:
 
 
 def main() -> int:
-    params = params_mod.load(import_modules=False)
+    params = config.load(import_modules=False)
     specs = {}
     for name in params["experiments"]:
         details = _read_json(paths.LAYOUT.report("runs", name))
-        specs[name] = params_mod.resolve(params, name, details and details["profile"])
+        specs[name] = config.resolve(params, name, details and details["profile"])
     if sum(experiment_figures(name, spec) for name, spec in specs.items()) == 0:
         print("error: no curves found in reports/curves/", file=sys.stderr)
         return 1

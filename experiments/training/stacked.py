@@ -10,7 +10,7 @@ every seed exactly its own gradient (the seeds share no parameter), and ``torch.
 elementwise, updates each seed as it would alone.  (``torch.func.vmap`` over
 ``functional_call`` gave the same numbers but its per-step overhead ate the gain: 1.0-1.2x.)
 
-The training itself is ``experiments.loop`` (``fit_seeds``: the same epoch, evaluation and
+The training itself is ``experiments.training.loop`` (``fit_seeds``: the same epoch, evaluation and
 divergence code as one seed).  Each seed keeps what it would get alone: its initialisation
 (``torch.manual_seed(seed)`` then ``build_model``), its batch order (a generator seeded with
 ``seed``), its metrics per epoch; results equal one-seed-at-a-time to float rounding
@@ -30,7 +30,7 @@ import freegrad as fg
 import torch
 from torch import nn
 
-from experiments import rules
+from experiments.training import binding
 
 
 def eligible(module, spec: dict, cfg: dict, meta: dict) -> str | None:
@@ -41,7 +41,7 @@ def eligible(module, spec: dict, cfg: dict, meta: dict) -> str | None:
         return "gradient diagnostics are measured one seed at a time"
     if spec.get("compile"):
         return "compile is for one seed at a time"
-    if rules.is_stochastic(cfg):
+    if binding.is_stochastic(cfg):
         return f"rule {cfg['backward']!r} is stochastic"
     model = module.build_model(spec, cfg, meta)
     if not isinstance(model, nn.Sequential) or not all(

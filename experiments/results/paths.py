@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PARAMS = ROOT / "params.yaml"
 TASKS = ROOT / "experiments" / "tasks"  # <task>.py: a task's data, model, loss and score
 
 DATA = ROOT / "data"
 RAW = DATA / "raw"  # torchvision layout: RAW/<Dataset>/raw/*.gz
 PROCESSED = DATA / "processed"  # one <dataset>.pt per dataset (DVC outputs)
-
 
 
 class Layout:
@@ -57,7 +56,8 @@ class Layout:
         return self.figures / f"{stem}.{ext}"
 
     def run_cache(self) -> Path:
-        """Finished runs kept for resuming a killed stage (experiments/runcache.py); shared,
+        """Finished runs kept for resuming a killed stage (experiments/training/runcache.py);
+        shared,
         like the MLflow store, with `dvc exp run --temp` copies: entries are keyed by
         content.  Git- and DVC-ignored."""
         return store_root(self.root) / ".cache" / "runs"
@@ -75,16 +75,6 @@ class Layout:
 
 
 LAYOUT = Layout(ROOT)
-REPORTS = LAYOUT.reports
-METRICS = LAYOUT.metrics
-RUNS = LAYOUT.runs
-CURVES = LAYOUT.curves
-TIMINGS = LAYOUT.timings
-DIAGNOSTICS = LAYOUT.diagnostics
-CLAIMS_MD = LAYOUT.claims_md
-CLAIMS_JSON = LAYOUT.claims_json
-TABLES = LAYOUT.tables
-FIGURES = LAYOUT.figures
 
 
 def store_root(root: Path = ROOT) -> Path:
@@ -101,8 +91,6 @@ def store_root(root: Path = ROOT) -> Path:
 
 
 MLFLOW_DB = store_root() / "mlruns.db"
-MLFLOW_ARTIFACTS = store_root() / "mlruns"
-RUN_CACHE = LAYOUT.run_cache()
 
 
 def processed(dataset: str, root: Path = PROCESSED) -> Path:

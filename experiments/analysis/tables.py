@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 
-from experiments import paths
+from experiments.results import paths
 
 PM = "±"
 
@@ -107,7 +107,8 @@ def numeric_rows(metrics: dict, details: dict) -> list[dict]:
 
 
 VERDICTS = ("supported", "not supported", "inconclusive")
-CONTROL = "our control"  # how "our control" (the best candidate, experiments.claims) is named
+# how "our control" (the best candidate, experiments.analysis.claims) is named
+CONTROL = "our control"
 
 
 def control_label(c: dict) -> str:

@@ -1,6 +1,6 @@
 """The ``claims`` stage: the paper's claims judged from the DVC metrics.
 
-    python -m experiments.claims
+    python -m experiments.analysis.claims
 
 Reads ``reports/metrics/<experiment>.json`` (mean and std over seeds per
 configuration), ``reports/runs/<experiment>.json`` (seeds, profile) and the
@@ -23,7 +23,7 @@ configuration), ``reports/runs/<experiment>.json`` (seeds, profile) and the
 Our control: the paper-setting baseline may not learn at all (LeNet-5, Logistic /
 d(Logistic) at SGD lr 0.01, stays at chance), and then every row judged against it is
 inconclusive.  So each row is also judged against the best of its candidates
-(``params.controls_of``: its baseline and the configurations that differ from it only in
+(``comparisons.controls_of``: its baseline and the configurations that differ from it only in
 a setting its grid's ``baseline`` leaves free, e.g. lenet's ``standard_lr<lr>``), by the
 rule ``claims.control`` of params.yaml: ``best_mean``, the candidate present in the
 metrics with the highest mean of the claims metric over seeds (ties: the earlier, the
@@ -40,27 +40,33 @@ run in this profile) gives no row, and is no candidate for a control.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 
-from experiments import io, paths, tables
-from experiments import params as params_mod
-
-SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, MIXED = ("supported", "not supported", "inconclusive",
-                                                  "mixed")
-DIGITS = 6
-# How "our control" is picked among a row's candidates (params ``claims.control``).
-CONTROL_RULES = {"best_mean": "the highest mean of the metric over seeds"}
+from experiments import config
+from experiments.analysis import comparisons, tables
+from experiments.analysis.verdicts import (
+    INCONCLUSIVE,
+    NOT_SUPPORTED,
+    SUPPORTED,
+    control_rule,
+    pick_control,
+    summary_verdict,
+    verdict,
+    with_mean,
+)
+from experiments.config import CONTROL_RULES
+from experiments.results import files, paths
+from experiments.results.records import DIGITS, read_reports
 
 
 def pairs(experiment: str, spec: dict, present) -> list[dict]:
     """The (row id, claim, baseline, config) pairs of an experiment's configurations that
     were run (``present``): each configuration that names ``claims`` against the baseline
-    its grid's ``baseline`` picks (``params.baseline_of``), by axis values."""
+    its grid's ``baseline`` picks (``comparisons.baseline_of``), by axis values."""
     out = []
     for cname, cfg in spec["configs"].items():
-        base = params_mod.baseline_of(cname, spec)
+        base = comparisons.baseline_of(cname, spec)
         if base is None or cname not in present or base not in present:
             continue
         for claim in cfg["claims"]:
@@ -70,54 +76,6 @@ def pairs(experiment: str, spec: dict, present) -> list[dict]:
                         "axes": cfg["axes"], "aggregate": cfg["aggregate"],
                         "baseline_axes": spec["configs"][base]["axes"]})
     return out
-
-
-def verdict(diff: float, spread: float, tolerance: float, k_std: float,
-            baseline: float | None = None, min_baseline: float = 0.0) -> str:
-    """supported: no worse than the baseline by more than ``tolerance``; not supported:
-    worse by more than max(tolerance, k_std * spread); inconclusive: in between, or when
-    the baseline itself did not learn (mean below ``min_baseline``)."""
-    if baseline is not None and baseline < min_baseline:
-        return INCONCLUSIVE
-    if diff >= -tolerance:
-        return SUPPORTED
-    if diff < -max(tolerance, k_std * spread):
-        return NOT_SUPPORTED
-    return INCONCLUSIVE
-
-
-def summary_verdict(verdicts: list[str]) -> str:
-    judged = [v for v in verdicts if v in (SUPPORTED, NOT_SUPPORTED)]
-    if not judged:
-        return INCONCLUSIVE
-    if all(v == SUPPORTED for v in judged):
-        return SUPPORTED
-    if all(v == NOT_SUPPORTED for v in judged):
-        return NOT_SUPPORTED
-    return MIXED
-
-
-def control_rule(rule: str) -> str:
-    """``rule`` (params ``claims.control``) if known; else an error naming the accepted."""
-    if rule not in CONTROL_RULES:
-        raise params_mod.ParamsError(f"claims.control: unknown rule {rule!r}; accepted: "
-                                     + ", ".join(CONTROL_RULES))
-    return rule
-
-
-def pick_control(candidates: list[str], summaries: dict, metric: str, rule: str) -> str | None:
-    """Our control among ``candidates`` (configuration names, the baseline first): of those
-    in ``summaries`` (an experiment's metrics) with a mean, the one ``rule`` picks; None if
-    there is none.  ``best_mean``: the highest mean of ``metric``; ties go to the earlier."""
-    control_rule(rule)
-    # max keeps the first of equal means: the baseline wins a tie
-    return max(with_mean(candidates, summaries, metric),
-               key=lambda c: summaries[c][metric]["mean"], default=None)
-
-
-def with_mean(names: list[str], summaries: dict, metric: str) -> list[str]:
-    """``names`` that are in ``summaries`` with a mean of ``metric`` (run, not diverged)."""
-    return [n for n in names if n in summaries and summaries[n][metric]["mean"] is not None]
 
 
 def _r(x):
@@ -169,7 +127,7 @@ def judge(metrics: dict, runs: dict, settings: dict, specs: dict) -> list[dict]:
             b, c = metrics[exp][p["baseline"]][metric], metrics[exp][p["config"]][metric]
             if b["mean"] is None or c["mean"] is None:
                 continue
-            candidates = with_mean(params_mod.controls_of(p["config"], specs[exp]),
+            candidates = with_mean(comparisons.controls_of(p["config"], specs[exp]),
                                    metrics[exp], metric)
             p["candidates"] = candidates
             p["control"] = pick_control(candidates, metrics[exp], metric, rule)
@@ -266,13 +224,15 @@ def _other_candidates(rows: list[dict]) -> str:
             if named else "These metrics hold no candidate other than the baselines.")
 
 
-def to_markdown(rows: list[dict], settings: dict, profiles: dict) -> str:
+def _preamble(rows: list[dict], settings: dict, profiles: dict) -> list[str]:
+    """The title, the verdict rule, our control explained, the profiles, the summary table."""
     tol, k, metric = settings["tolerance"], settings["k_std"], settings["metric"]
     floor = settings.get("min_baseline", 0.0)
     lines = [
         "# The paper's claims, judged from the metrics",
         "",
-        "<!-- Generated by DVC stage `claims` (experiments/claims.py) from reports/metrics/*.json "
+        "<!-- Generated by DVC stage `claims` (experiments/analysis/claims.py) from "
+        "reports/metrics/*.json "
         "and reports/runs/*.json; do not edit. -->",
         "",
         f"Metric: `{metric}` (mean ± std over seeds, in %). diff = configuration − "
@@ -312,6 +272,12 @@ def to_markdown(rows: list[dict], settings: dict, profiles: dict) -> str:
         "",
         tables.markdown(*tables.claims_summary(rows)),
     ]
+    return lines
+
+
+def _claim_sections(rows: list[dict]) -> list[str]:
+    """One section per claim: its verdicts, its rows' table and their counts."""
+    lines: list[str] = []
     header, groups = tables.claims_pairs(rows)
     for summ in (r for r in rows if r["kind"] == "summary"):
         lines += [f"## `{summ['id']}`: {summ['verdict']} (against {tables.CONTROL}: "
@@ -330,42 +296,32 @@ def to_markdown(rows: list[dict], settings: dict, profiles: dict) -> str:
                      f"{other} of {summ['rows']} rows." if other else
                      f"{tables.CONTROL} is the baseline in every row (the verdicts "
                      "coincide)."), ""]
-    return "\n".join(lines)
+    return lines
 
 
-def load_reports(layout: paths.Layout = paths.LAYOUT, experiments=None) -> tuple[dict, dict]:
-    """(metrics, runs) per experiment, from ``layout``'s reports/metrics and reports/runs."""
-    metrics, runs = {}, {}
-    for path in sorted(layout.metrics.glob("*.json")):
-        name = path.stem
-        if experiments is not None and name not in experiments:
-            continue
-        metrics[name] = json.loads(path.read_text())
-        rpath = layout.report("runs", name)
-        if rpath.is_file():
-            runs[name] = json.loads(rpath.read_text())
-    return metrics, runs
+def to_markdown(rows: list[dict], settings: dict, profiles: dict) -> str:
+    return "\n".join(_preamble(rows, settings, profiles) + _claim_sections(rows))
 
 
 def main() -> int:
-    params = params_mod.load(import_modules=False)
+    params = config.load(import_modules=False)
     settings = params["claims"]
     order = list(params["experiments"])
-    metrics, runs = load_reports(experiments=order)
+    metrics, runs = read_reports(experiments=order)
     metrics = {k: metrics[k] for k in order if k in metrics}
     if not metrics:
         print("error: no metrics found in reports/metrics/", file=sys.stderr)
         return 1
-    specs = {e: params_mod.resolve(params, e, runs[e]["profile"] if e in runs else None)
+    specs = {e: config.resolve(params, e, runs[e]["profile"] if e in runs else None)
              for e in metrics}
     try:
         rows = judge(metrics, runs, settings, specs)
-    except params_mod.ParamsError as err:
+    except config.ParamsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     profiles = {e: runs[e]["profile"] for e in metrics if e in runs}
-    io.write_json(paths.CLAIMS_JSON, rows)
-    io.write_text(paths.CLAIMS_MD, to_markdown(rows, settings, profiles))
+    files.write_json(paths.LAYOUT.claims_json, rows)
+    files.write_text(paths.LAYOUT.claims_md, to_markdown(rows, settings, profiles))
     for r in rows:
         if r["kind"] == "summary":
             print(f"claims: {r['id']}: {r['verdict']}, against {tables.CONTROL}: "

@@ -8,7 +8,10 @@ the same store.  ``$MLFLOW_TRACKING_URI`` overrides it (a server, or another
 SQLite file, whose artifacts then go to ``mlruns/`` beside that file).
 
 MLflow is for browsing; the DVC metrics files are the source of truth.  A run
-that raises ends FAILED; one interrupted (Ctrl-C, SIGTERM) ends KILLED.  A run left
+that raises ends FAILED; one interrupted (Ctrl-C, SIGTERM) ends KILLED; one that trained
+to its end is FINISHED (FAILED when it diverged) by ``finish`` only once the run cache keeps
+it (``experiments.training.units``), so a rerun after a kill at any point leaves one
+FINISHED run per (configuration, seed).  A run left
 RUNNING by a process that died without a word (SIGKILL, a power cut) is closed as
 KILLED the next time a stage logs to that MLflow experiment: every run is tagged
 with the host and process (pid and start time) that owns it.
@@ -33,7 +36,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from experiments import paths
+from experiments.results import paths
 
 RETRIES = 10  # backoff 0.05 s * 2^i (capped at 8 s), with jitter: about 30 s in all
 OWNER_TAG = "freegrad.owner"  # "<host>:<pid>:<process start time>"
@@ -207,27 +210,33 @@ def _experiment_id(mlflow, name: str, description: str | None = None) -> str:
     return exp.experiment_id
 
 
-class Run:
-    """The few calls the training loop makes; cheap (one batch per epoch)."""
+class MlflowRun:
+    """The few calls the training loop makes on one run; cheap (one batch per epoch)."""
 
-    def __init__(self, mlflow, run_id: str):
-        self._mlflow = mlflow
+    def __init__(self, client, run_id: str):
+        self._client = client
         self.run_id = run_id
 
+    def _metrics(self, metrics: dict, step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        retry(self._client.log_batch, self.run_id,
+              metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
     def log_epoch(self, step: int, metrics: dict) -> None:
-        retry(self._mlflow.log_metrics, {k: float(v) for k, v in metrics.items()}, step=step)
+        self._metrics(metrics, step)
 
     def log_summary(self, metrics: dict) -> None:
         """The run's own results (final and best test accuracy, epochs to target...), as
         metrics without a step: the MLflow runs list can show them as columns."""
-        retry(self._mlflow.log_metrics, {k: float(v) for k, v in metrics.items()
-                                         if v is not None})
+        self._metrics({k: v for k, v in metrics.items() if v is not None}, 0)
 
     def log_artifact(self, path: Path) -> None:
-        retry(self._mlflow.log_artifact, str(path))
+        retry(self._client.log_artifact, self.run_id, str(path))
 
     def set_tag(self, key: str, value) -> None:
-        retry(self._mlflow.set_tag, key, str(value))
+        retry(self._client.set_tag, self.run_id, key, str(value))
 
 
 _CLEANED: set[tuple[str, str]] = set()
@@ -235,30 +244,50 @@ _CLEANED: set[tuple[str, str]] = set()
 
 @contextmanager
 def start(experiment: str, run_name: str, params: dict, tags: dict,
-          description: str | None = None) -> Iterator[Run]:
-    """One MLflow run: FINISHED on success, FAILED on error, KILLED on interrupt.
-    ``description``: the MLflow experiment's (set when it differs)."""
+          description: str | None = None) -> Iterator[MlflowRun]:
+    """One MLflow run: FAILED on error, KILLED on interrupt, and left RUNNING when the block
+    ends normally: ``finish`` ends it once its result is kept, so a run is reported finished
+    only when a rerun would reuse it.  ``description``: the MLflow experiment's (set when it
+    differs)."""
     import mlflow
+    from mlflow.entities import Param
 
     uri = tracking_uri()
     prepare_store(uri)
     mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient(tracking_uri=uri)
     exp_id = _experiment_id(mlflow, experiment, description)
     if (uri, exp_id) not in _CLEANED:  # once per process and experiment
-        close_stale_runs(mlflow.MlflowClient(tracking_uri=uri), exp_id)
+        close_stale_runs(client, exp_id)
         _CLEANED.add((uri, exp_id))
-    active = retry(mlflow.start_run, experiment_id=exp_id, run_name=run_name,
-                   tags={**{k: str(v) for k, v in tags.items()}, OWNER_TAG: owner()})
-    status = "FAILED"
+    run = retry(client.create_run, exp_id, run_name=run_name,
+                tags={**{k: str(v) for k, v in tags.items()}, OWNER_TAG: owner()})
+    run_id = run.info.run_id
     try:
-        retry(mlflow.log_params, {k: str(v)[:6000] for k, v in flatten(params).items()})
-        yield Run(mlflow, active.info.run_id)
-        status = "FINISHED"
+        retry(client.log_batch, run_id,
+              params=[Param(k, str(v)[:6000]) for k, v in flatten(params).items()])
+        yield MlflowRun(client, run_id)
     except KeyboardInterrupt:
-        status = "KILLED"
+        retry(client.set_terminated, run_id, "KILLED")
         raise
-    finally:
-        retry(mlflow.end_run, status)
+    except BaseException:
+        retry(client.set_terminated, run_id, "FAILED")
+        raise
+
+
+def finish(run_id: str, status: str = "FINISHED") -> bool:
+    """End run ``run_id`` with ``status`` (FINISHED, or FAILED for a diverged run) unless it
+    has it already; False when this store has no such run (its runs were deleted)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri())
+    try:
+        current = retry(client.get_run, run_id).info.status
+    except mlflow.exceptions.MlflowException:
+        return False
+    if current != status:
+        retry(client.set_terminated, run_id, status)
+    return True
 
 
 def main(argv=None) -> int:

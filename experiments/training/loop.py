@@ -1,5 +1,5 @@
 """The training core: one epoch loop, evaluation and divergence check, for one seed or for
-several seeds stacked into one wide model (``experiments.stacked``).
+several seeds stacked into one wide model (``experiments.training.stacked``).
 
 ``fit`` trains one (configuration, seed); ``fit_seeds`` trains a configuration's seeds
 together.  Both run ``_fit``: the same initialisation (``torch.manual_seed(seed)`` then the
@@ -10,7 +10,7 @@ gets exactly its own gradient).  Rows: one per epoch, epoch 0 the initial evalua
 with ``train_loss, train_acc, test_loss, test_acc, seconds``.
 
 A configuration may override ``batch_size`` and ``lr`` (``setting``).  The rule is bound
-when the forward runs: one ``rules.rule_context`` block covers the whole run.
+when the forward runs: one ``binding.rule_context`` block covers the whole run.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from experiments import rules, stacked
+from experiments.training import binding, stacked
 
 
 class Diverged(RuntimeError):
@@ -159,7 +159,7 @@ def _fit(task, spec: dict, cfg: dict, seeds: Seeds, data: dict, device, on_epoch
     rows = [[r] for r in _rows(0, evaluate(task, model, x, y, ev),
                                evaluate(task, model, tx, ty, ev), 0.0)]
     state = {"step": 0, "epoch": 0, "rows": rows if seeds.stacked else rows[0]}
-    with rules.rule_context(cfg, seeds.seeds[0]):  # stacked: deterministic rules only
+    with binding.rule_context(cfg, seeds.seeds[0]):  # stacked: deterministic rules only
         for epoch in range(1, spec["epochs"] + 1):
             t0 = time.perf_counter()
             model.train()
