@@ -12,7 +12,8 @@ import pytest
 import torch
 from freegrad import kernels
 from freegrad.forwards import FORWARDS
-from freegrad.kernels import FUSED, Interval
+from freegrad.interval import Interval
+from freegrad.kernels import FUSED
 
 INTERVAL_RULES = sorted(
     n for n in fg.names() if isinstance(getattr(fg.get(n), "mask", None), Interval)

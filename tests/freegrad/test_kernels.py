@@ -11,7 +11,8 @@ import freegrad as fg
 import pytest
 import torch
 from freegrad import kernels
-from freegrad.kernels import CHUNK, MIN_CHUNKED, Interval, apply_mask, compute_mask
+from freegrad.interval import Interval
+from freegrad.kernels import CHUNK, MIN_CHUNKED, apply_mask, compute_mask
 from freegrad.transforms.jamming import _jam
 
 INTERVAL_RULES = sorted(n for n in fg.names()
@@ -178,6 +179,16 @@ def test_rectangular_window_is_closed_for_symmetric_and_other_windows(a, b):
 def test_unbounded_interval_keeps_every_number_but_nan():
     x = torch.tensor([-math.inf, -1.0, 0.0, math.inf, math.nan])
     assert Interval(lambda: (-math.inf, math.inf))(x).tolist() == [True] * 4 + [False]
+
+
+def test_interval_is_the_rule_apis_and_keeps_its_old_names():
+    """fg.Interval lives in freegrad.interval (rule metadata, no kernels below it); the name
+    freegrad.kernels.Interval still works, and the class pickles by reference."""
+    import pickle
+
+    assert fg.Interval is Interval is kernels.Interval
+    assert Interval.__module__ == "freegrad.interval"
+    assert pickle.loads(pickle.dumps(Interval)) is Interval
 
 
 def test_a_failed_build_warns_once_and_falls_back(monkeypatch, tmp_path):

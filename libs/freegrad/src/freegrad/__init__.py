@@ -15,7 +15,7 @@ from .convert import convert
 from .forwards import FORWARDS
 from .functional import activation
 from .hook import attach_param_hooks
-from .kernels import Interval
+from .interval import Interval
 from .registry import Composite, Rule, RuleError, compose, get, names, register, unregister
 from .targeting import Selection, select
 from .wrappers import Activation

@@ -37,7 +37,6 @@ import hashlib
 import importlib.util
 import json
 import logging
-import math
 import os
 import platform
 import shutil
@@ -47,40 +46,16 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from ..interval import Interval  # the rule API's; still importable from here, as before
 
 CHUNK = 1 << 18  # elements: a 1 MiB float32 temporary stays in L2; fewer Python steps
 MIN_CHUNKED = 4 * CHUNK
 NATIVE_DTYPES = (torch.float32, torch.float64)
 SOURCE = Path(__file__).resolve().parents[1] / "csrc" / "mask_kernels.cpp"
-
-
-@dataclass(frozen=True)
-class Interval:
-    """The mask ``1[lo ≤ x ≤ hi]``, its ends given by ``bounds(**params) -> (lo, hi)``.
-
-    ``closed`` says which ends belong to the interval; an infinite end is no test.
-    Called as ``mask(x, **params)`` it is the PyTorch expression.
-    """
-
-    bounds: Callable[..., tuple[float, float]]
-    closed: tuple[bool, bool] = (True, True)
-
-    def __call__(self, x: torch.Tensor, **params) -> torch.Tensor:
-        lo, hi = self.bounds(**params)
-        if lo == -hi and self.closed == (True, True):
-            return x.abs() <= hi  # the same set with one comparison fewer
-        tests = []
-        if lo != -math.inf:
-            tests.append(x >= lo if self.closed[0] else x > lo)
-        if hi != math.inf:
-            tests.append(x <= hi if self.closed[1] else x < hi)
-        if not tests:
-            return x == x  # every number: NaN is outside any interval
-        return tests[0] if len(tests) == 1 else tests[0] & tests[1]
 
 
 _build_lock = threading.Lock()
