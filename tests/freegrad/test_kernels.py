@@ -12,7 +12,7 @@ import pytest
 import torch
 from freegrad import kernels
 from freegrad.interval import Interval
-from freegrad.kernels import CHUNK, MIN_CHUNKED, apply_mask, compute_mask
+from freegrad.kernels import CHUNK, MIN_CHUNKED, apply_mask, build, compute_mask
 from freegrad.transforms.jamming import _jam
 
 INTERVAL_RULES = sorted(n for n in fg.names()
@@ -26,7 +26,7 @@ def path(request, monkeypatch):
         if kernels.native() is None:
             pytest.skip(kernels.native_status())
     else:
-        monkeypatch.setattr(kernels, "_native", {"module": None, "status": "off (test)"})
+        monkeypatch.setattr(build, "_native", {"module": None, "status": "off (test)"})
     return request.param
 
 
@@ -192,8 +192,8 @@ def test_interval_is_the_rule_apis_and_keeps_its_old_names():
 
 
 def test_a_failed_build_warns_once_and_falls_back(monkeypatch, tmp_path):
-    monkeypatch.setattr(kernels, "_native", {})
-    monkeypatch.setattr(kernels, "SOURCE", tmp_path / "missing.cpp")
+    monkeypatch.setattr(build, "_native", {})
+    monkeypatch.setattr(build, "SOURCE", tmp_path / "missing.cpp")
     with pytest.warns(RuntimeWarning, match="compiled mask kernels unavailable"):
         assert kernels.native() is None
     assert kernels.native_status().startswith("unavailable: ")
@@ -204,7 +204,7 @@ def test_a_failed_build_warns_once_and_falls_back(monkeypatch, tmp_path):
 
 
 def test_freegrad_native_0_turns_the_kernels_off(monkeypatch):
-    monkeypatch.setattr(kernels, "_native", {})
+    monkeypatch.setattr(build, "_native", {})
     monkeypatch.setenv("FREEGRAD_NATIVE", "0")
     assert kernels.native() is None and kernels.native_status() == "off (FREEGRAD_NATIVE=0)"
 
@@ -225,7 +225,7 @@ def test_channels_last_tensors_keep_their_layout_and_values(path):
 def test_pip_ninja_is_found_off_path_and_path_is_restored(monkeypatch):
     ninja = pytest.importorskip("ninja")
     monkeypatch.setenv("PATH", "/nonexistent")
-    with kernels._ninja_on_path():
+    with build._ninja_on_path():
         assert shutil.which("ninja") is not None
         assert os.environ["PATH"].split(os.pathsep)[0] == ninja.BIN_DIR
     assert os.environ["PATH"] == "/nonexistent"
@@ -270,12 +270,12 @@ def test_a_build_at_first_use_says_so_on_stderr(monkeypatch, tmp_path, capfd):
 
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
     monkeypatch.delenv("FREEGRAD_NATIVE", raising=False)
-    monkeypatch.setattr(kernels, "_native", {})
+    monkeypatch.setattr(build, "_native", {})
     monkeypatch.setattr(cpp_extension, "load", failing_load)
     with pytest.warns(RuntimeWarning, match="no compiler here"):
         assert kernels.ensure_built() == "unavailable: no compiler here"
     err = capfd.readouterr().err
-    name = kernels.build_name(kernels.SOURCE.read_bytes(), *kernels._flags())
+    name = kernels.build_name(kernels.SOURCE.read_bytes(), *kernels.build_flags())
     assert kernels.BUILD_MESSAGE.format(dir=tmp_path / name) in err
     assert len(err.strip().splitlines()) == 1
 
@@ -289,8 +289,8 @@ def test_cli_build_fails_with_the_reason_when_the_compiler_fails(monkeypatch, tm
     broken.write_text('#error "deliberately broken"\n')
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
     monkeypatch.delenv("FREEGRAD_NATIVE", raising=False)
-    monkeypatch.setattr(kernels, "SOURCE", broken)
-    monkeypatch.setattr(kernels, "_native", {})
+    monkeypatch.setattr(build, "SOURCE", broken)
+    monkeypatch.setattr(build, "_native", {})
     assert main(["build"]) == 1
     assert "building the compiled mask kernels failed" in capsys.readouterr().err
 
