@@ -12,7 +12,7 @@ import pytest
 import torch
 from freegrad import kernels
 from freegrad.interval import Interval
-from freegrad.kernels import CHUNK, MIN_CHUNKED, apply_mask, build, compute_mask
+from freegrad.kernels import CHUNK, MIN_CHUNKED, apply_mask, build, compute_mask, ops
 from freegrad.transforms.jamming import _jam
 
 INTERVAL_RULES = sorted(n for n in fg.names()
@@ -324,3 +324,57 @@ def test_cli_builds_once_then_loads_from_its_own_folder(tmp_path):
     assert second.returncode == 0, second.stderr
     assert second.stderr == ""
     assert "loaded (already built)" in second.stdout and str(folder) in second.stdout
+
+
+# --- the fused forward's op codes: one table, kernels/ops.py, for Python and the C++ ----------
+
+
+def test_the_build_gives_the_cpp_its_op_codes_from_the_python_table():
+    cflags, _ = kernels.build_flags()
+    assert [f for f in cflags if f.startswith("-DFG_OP_")] == [
+        f"-DFG_OP_{name}={code}" for name, code in ops.CODES.items()]
+    assert list(ops.CODES.values()) == list(range(len(ops.OPS)))
+    enum = re.search(r"enum Op : int64_t \{(.*?)\};", kernels.SOURCE.read_text(), re.S).group(1)
+    # every enumerator is its macro: no code is written in the C++
+    assert re.findall(r"k\w+ = (\w+)", enum) == [f"FG_OP_{name}" for name in ops.OPS]
+    assert {code for code, _ in kernels.FUSED.values()} <= set(ops.CODES.values())
+
+
+def test_the_op_table_is_part_of_the_build_name(monkeypatch):
+    source = kernels.SOURCE.read_bytes()
+    name = kernels.build_name(source, *kernels.build_flags())
+    monkeypatch.setattr(ops, "CODES", {**ops.CODES, "GELU": len(ops.CODES)})
+    assert kernels.build_name(source, *kernels.build_flags()) != name
+
+
+def test_the_compiled_kernels_report_the_op_codes_of_the_python_table():
+    if kernels.native() is None:
+        pytest.skip(kernels.native_status())
+    assert kernels.native().fused_ops() == ops.CODES
+    ops.check(kernels.native())
+
+
+@pytest.mark.parametrize("table", [{**ops.CODES, "GELU": len(ops.CODES)},
+                                   {**ops.CODES, "TANH": ops.CODES["RELU"]}, None],
+                         ids=["an op the C++ lacks", "another code", "no table"])
+def test_a_built_module_with_other_op_codes_is_refused_with_the_reason(monkeypatch, tmp_path,
+                                                                       table):
+    """A build folder (marker and library there) whose module lists other ops, or none (built
+    before the table was shared): not used, and the reason said, by native() and build_now()."""
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.delenv("FREEGRAD_NATIVE", raising=False)
+    name = kernels.build_name(kernels.SOURCE.read_bytes(), *kernels.build_flags())
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "freegrad-built.json").write_text("{}\n")
+    build._library(tmp_path / name, name).write_bytes(b"")
+    fake = SimpleNamespace(__file__="fake.so") if table is None else SimpleNamespace(
+        __file__="fake.so", fused_ops=lambda: table)
+    monkeypatch.setattr(build, "_import", lambda name, library: fake)
+    monkeypatch.setattr(build, "_native", {})
+    with pytest.warns(RuntimeWarning, match="op codes"):
+        assert kernels.native() is None
+    assert kernels.native_status().endswith("csrc/mask_kernels.cpp and kernels/ops.py list "
+                                            "different ops")
+    with pytest.raises(kernels.BuildError, match="fused op codes"):
+        kernels.build_now()
+    assert kernels.native() is None

@@ -28,8 +28,9 @@ values come from PyTorch ops: on large contiguous CPU tensors chunk by chunk (th
 temporaries stay in cache, the mask converts as uint8, which is vectorised), else
 as plain expressions. Both paths give identical y, masks and gradients (tested).
 
-The modules: :mod:`.build` (build and load, ``native_status``), :mod:`.eligibility` (which
-calls the compiled loops or the chunked fallback take), :mod:`.dispatch` (``compute_mask``,
+The modules: :mod:`.build` (build and load, ``native_status``), :mod:`.ops` (the fused
+forward's op codes, the one table the C++ is built from), :mod:`.eligibility` (which calls
+the compiled loops or the chunked fallback take), :mod:`.dispatch` (``compute_mask``,
 ``apply_mask``, ``jam``), :mod:`.fused` (``fused_forward`` and its hand-off of the mask).
 This package exports their public names.
 """
@@ -52,6 +53,7 @@ from .build import (
 from .dispatch import apply_mask, compute_mask, jam
 from .eligibility import CHUNK, MIN_CHUNKED, NATIVE_DTYPES
 from .fused import FUSED, fused_forward
+from .ops import OPS
 
 __all__ = [
     "BUILD_MESSAGE",
@@ -60,6 +62,7 @@ __all__ = [
     "Interval",
     "MIN_CHUNKED",
     "NATIVE_DTYPES",
+    "OPS",
     "SOURCE",
     "BuildError",
     "Loaded",

@@ -2,8 +2,9 @@
 
 The loops are compiled with ``torch.utils.cpp_extension`` (a C++ compiler and ninja; 20-50 s)
 into ``$TORCH_EXTENSIONS_DIR/freegrad_mask_kernels_<hash>`` (default ~/.cache/torch_extensions),
-the hash covering the source, the flags, torch's version and the Python ABI, so checkouts and
-venvs do not rebuild each other's build; once built, a folder is loaded directly.
+the hash covering the source, the flags (the op codes of :mod:`.ops` among them), torch's
+version and the Python ABI, so checkouts and venvs do not rebuild each other's build; once
+built, a folder is loaded directly. A module whose op codes are not :mod:`.ops`' is refused.
 :func:`native` builds or loads them on first use (a build says so on stderr), and falls back
 to None with a warning where that fails; :func:`build_now` does it at once and raises instead
 (``python -m freegrad.kernels build``).
@@ -29,6 +30,8 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
+
+from . import ops
 
 SOURCE = Path(__file__).resolve().parents[1] / "csrc" / "mask_kernels.cpp"
 BUILD_MESSAGE = "freegrad: building compiled mask kernels (one-off, ~20-50 s) in {dir}"
@@ -67,9 +70,10 @@ def _ninja_on_path():
 
 
 def build_flags() -> tuple[list[str], list[str]]:
-    """(cflags, ldflags) of the build: -O3 and, where torch has it, OpenMP (at::parallel_for)."""
+    """(cflags, ldflags) of the build: -O3, where torch has it OpenMP (at::parallel_for), and
+    the op codes of :mod:`.ops` as ``-D`` defines."""
     openmp = ["-fopenmp"] if torch.backends.openmp.is_available() else []
-    return ["-O3", *openmp], openmp
+    return ["-O3", *openmp, *ops.defines()], openmp
 
 
 def build_name(source: bytes, cflags: list[str], ldflags: list[str]) -> str:
@@ -143,17 +147,22 @@ def _quiet_cpp_extension_logger():
 
 
 def _load_built(name: str, directory: Path) -> ModuleType | None:
-    """The extension of a folder whose marker says it built and loaded before, else None."""
+    """The extension of a folder whose marker says it built and loaded before, else None;
+    refused (RuntimeError) if its op codes are not :mod:`.ops`'."""
     library = _library(directory, name)
-    if (directory / _MARKER).is_file() and library.is_file():
-        with contextlib.suppress(ImportError, OSError):
-            return _import(name, library)
-    return None
+    if not ((directory / _MARKER).is_file() and library.is_file()):
+        return None
+    try:
+        module = _import(name, library)
+    except (ImportError, OSError):
+        return None
+    ops.check(module)
+    return module
 
 
 def _compile(name: str, directory: Path, source: bytes, cflags: list[str], ldflags: list[str]):
     """Build ``name`` in ``directory`` (the source copied there, so every checkout compiles the
-    same path and ninja sees nothing new) and load it."""
+    same path and ninja sees nothing new) and load it; refused if its op codes are not ours."""
     print(BUILD_MESSAGE.format(dir=directory), file=sys.stderr, flush=True)
     copy = directory / SOURCE.name
     if not copy.is_file() or copy.read_bytes() != source:
@@ -163,10 +172,12 @@ def _compile(name: str, directory: Path, source: bytes, cflags: list[str], ldfla
     from torch.utils import cpp_extension
 
     with _ninja_on_path():
-        return cpp_extension.load(
+        module = cpp_extension.load(
             name, [str(copy)], extra_cflags=cflags, extra_ldflags=ldflags,
             build_directory=str(directory),
         )
+    ops.check(module)
+    return module
 
 
 def _load_or_build() -> Loaded:
@@ -174,7 +185,7 @@ def _load_or_build() -> Loaded:
 
     A folder whose marker says it built and loaded before is imported directly, without
     torch's build step (which would rebuild when, say, only the venv's include paths
-    differ).
+    differ). Either way a module whose op codes are not :mod:`.ops`' is refused.
     """
     start = time.perf_counter()
     source = SOURCE.read_bytes()  # a missing source fails here, with its path

@@ -18,20 +18,21 @@ from ..forwards import FORWARDS
 from ..interval import Interval
 from .build import native
 from .eligibility import native_takes
+from .ops import CODES
 
-# forward name -> (op code of csrc/mask_kernels.cpp, its two scalar params from the forward's)
+# forward name -> (op code, from .ops; its two scalar params from the forward's params)
 FUSED: dict[str, tuple[int, Callable[[dict], tuple[float, float]]]] = {
-    "Logistic": (0, lambda p: (0.0, 0.0)),
-    "Tanh": (1, lambda p: (0.0, 0.0)),
-    "ReLU": (2, lambda p: (0.0, 0.0)),
-    "SiLU": (3, lambda p: (0.0, 0.0)),
-    "HardTanh": (4, lambda p: (p["min_val"], p["max_val"])),
-    "ReLU6": (4, lambda p: (0.0, 6.0)),
-    "LeakyReLU": (5, lambda p: (p["negative_slope"], 0.0)),
-    "ELU": (6, lambda p: (p["alpha"], 0.0)),
-    "Softplus": (7, lambda p: (p["beta"], p["threshold"])),
-    "Heaviside": (8, lambda p: (0.0, 0.0)),
-    "Sign": (9, lambda p: (0.0, 0.0)),
+    "Logistic": (CODES["SIGMOID"], lambda p: (0.0, 0.0)),
+    "Tanh": (CODES["TANH"], lambda p: (0.0, 0.0)),
+    "ReLU": (CODES["RELU"], lambda p: (0.0, 0.0)),
+    "SiLU": (CODES["SILU"], lambda p: (0.0, 0.0)),
+    "HardTanh": (CODES["HARDTANH"], lambda p: (p["min_val"], p["max_val"])),
+    "ReLU6": (CODES["HARDTANH"], lambda p: (0.0, 6.0)),
+    "LeakyReLU": (CODES["LEAKY_RELU"], lambda p: (p["negative_slope"], 0.0)),
+    "ELU": (CODES["ELU"], lambda p: (p["alpha"], 0.0)),
+    "Softplus": (CODES["SOFTPLUS"], lambda p: (p["beta"], p["threshold"])),
+    "Heaviside": (CODES["HEAVISIDE"], lambda p: (0.0, 0.0)),
+    "Sign": (CODES["SIGN"], lambda p: (0.0, 0.0)),
 }
 _pending = threading.local()  # .value: (x, x's version, mask function, params, mask) or None
 
