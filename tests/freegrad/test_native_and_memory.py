@@ -99,12 +99,12 @@ def test_native_logistic_saves_its_output():
 
 
 def test_a_forward_under_no_grad_computes_no_mask_even_with_a_rule(monkeypatch):
-    import freegrad.registry
+    import freegrad.rules
 
     def no_mask(*args):
         raise AssertionError("a mask was computed for a forward no backward can follow")
 
-    monkeypatch.setattr(freegrad.registry, "compute_mask", no_mask)
+    monkeypatch.setattr(freegrad.rules, "compute_mask", no_mask)
     x = torch.randn(64, requires_grad=True)
     with pytest.warns(UserWarning, match="changed nothing"):  # nothing was bound
         with fg.use("rectangular", scope="activations"), torch.no_grad():

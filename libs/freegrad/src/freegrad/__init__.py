@@ -16,7 +16,8 @@ from .forwards import FORWARDS
 from .functional import activation
 from .hook import attach_param_hooks
 from .interval import Interval
-from .registry import Composite, Rule, RuleError, compose, get, names, register, unregister
+from .registry import RuleError, compose, get, names, register, unregister
+from .rules import Composite, Rule
 from .targeting import Selection, select
 from .wrappers import Activation
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from . import registry
+from .rules import Rule
 
 HEADER = """# FreeGrad rule card
 
@@ -26,7 +27,7 @@ are refused there. "Random" rules draw noise (seed them with `use(..., seed=N)`)
 """
 
 
-def _params(rule: registry.Rule) -> str:
+def _params(rule: Rule) -> str:
     shown = [
         f"`{k}={v!r}`" if v is not inspect.Parameter.empty else f"`{k}` (required)"
         for k, v in rule.defaults.items()
@@ -34,7 +35,7 @@ def _params(rule: registry.Rule) -> str:
     return ", ".join(shown) or "-"
 
 
-def _saves(rule: registry.Rule) -> str:
+def _saves(rule: Rule) -> str:
     if callable(rule.saves):
         return "mask (test='input'), nothing (test='grad')"
     return rule.saves

@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from .registry import AnyRule, BoundComposite, BoundRule, get
+from .registry import get
+from .rules import AnyRule, BoundComposite, BoundRule
 from .targeting import as_layers
 
 SCOPES = ("activations", "params")
@@ -129,7 +130,7 @@ class use:
     """Apply ``rule`` to the backward of everything whose forward runs inside the block.
 
     Args:
-        rule: a registered name (``"rectangular"``), a :class:`~freegrad.registry.Rule`,
+        rule: a registered name (``"rectangular"``), a :class:`~freegrad.rules.Rule`,
             a composite, or a plain ``fn(ctx, grad_out, input, **params)``.
         params: the rule's parameters; checked against its signature on creation.
         scope: ``"all"``, ``"activations"``, ``"params"``, or a tuple of them.
