@@ -20,6 +20,11 @@ the input is kept when there is one (an activation), and the rule receives
 
 ``saves`` may also be a function of the resolved params returning one of
 these, for rules whose needs depend on an option.
+
+Rules are metadata above no C++ build: this module imports nothing of the compiled kernels.
+A mask rule's mask is computed by :data:`compute_mask`, which freegrad's package root sets to
+:func:`freegrad.kernels.compute_mask` (the compiled loops, and the mask a fused forward has
+computed already) with :func:`set_compute_mask`.
 """
 
 from __future__ import annotations
@@ -32,10 +37,27 @@ from typing import Any
 
 import torch
 
-from .kernels import compute_mask
-
 SAVES = ("nothing", "mask", "input")
 _EMPTY = inspect.Parameter.empty
+MaskComputer = Callable[[Callable[..., torch.Tensor], torch.Tensor, dict], torch.Tensor]
+
+
+def plain_mask(mask: Callable[..., torch.Tensor], x: torch.Tensor, params: dict) -> torch.Tensor:
+    """``mask(x, **params)`` outside any graph."""
+    with torch.no_grad():
+        return mask(x, **params)
+
+
+# How BoundRule.residual computes a mask rule's mask: fn(mask, x, params), a bool tensor shaped
+# like x, value for value mask(x, **params). Looked up at each call; set_compute_mask sets it.
+compute_mask: MaskComputer = plain_mask
+
+
+def set_compute_mask(fn: MaskComputer) -> None:
+    """Compute mask rules' masks with ``fn(mask, x, params)`` from now on (freegrad's package
+    root sets :func:`freegrad.kernels.compute_mask`)."""
+    global compute_mask
+    compute_mask = fn
 
 
 def _rule_parameters(fn: Callable) -> tuple[dict[str, Any], bool]:
