@@ -36,9 +36,12 @@ def _params(rule: Rule) -> str:
 
 
 def _saves(rule: Rule) -> str:
-    if callable(rule.saves):
-        return "mask (test='input'), nothing (test='grad')"
-    return rule.saves
+    """What the rule keeps; a ``saves`` function says it in its docstring's first line (the
+    jamming rules': which ``test`` keeps a mask), else it depends on the parameters."""
+    if not callable(rule.saves):
+        return rule.saves
+    doc = inspect.getdoc(rule.saves) if inspect.isfunction(rule.saves) else None
+    return doc.splitlines()[0] if doc else "depends on the parameters"
 
 
 def render() -> str:

@@ -19,7 +19,8 @@ the input is kept when there is one (an activation), and the rule receives
 ``input=None`` on parameter gradients and when called with ``None``.
 
 ``saves`` may also be a function of the resolved params returning one of
-these, for rules whose needs depend on an option.
+these, for rules whose needs depend on an option; the first line of its docstring is what
+the rule card (``freegrad.cards``) shows, e.g. "mask (test='input'), nothing (test='grad')".
 
 Rules are metadata above no C++ build: this module imports nothing of the compiled kernels.
 A mask rule's mask is computed by :data:`compute_mask`, which freegrad's package root sets to
