@@ -12,7 +12,8 @@ import pytest
 import torch
 from freegrad import kernels
 from freegrad.forwards import FORWARDS
-from freegrad.kernels import FUSED, Interval
+from freegrad.interval import Interval
+from freegrad.kernels import FUSED, build, fused
 
 INTERVAL_RULES = sorted(
     n for n in fg.names() if isinstance(getattr(fg.get(n), "mask", None), Interval)
@@ -86,7 +87,7 @@ class Spy:
 @pytest.fixture
 def spy(module, monkeypatch):
     spy = Spy(module)
-    monkeypatch.setitem(kernels._native, "module", spy)
+    monkeypatch.setitem(build._native, "module", spy)
     return spy
 
 
@@ -174,7 +175,7 @@ def _run(forward, params, rule, rule_params, x, g, sum_backward=False):
 
 
 def _fallback(monkeypatch):
-    monkeypatch.setattr(kernels, "_native", {"module": None, "status": "off (test)"})
+    monkeypatch.setattr(build, "_native", {"module": None, "status": "off (test)"})
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -271,7 +272,7 @@ def test_no_residual_is_left_behind_after_a_fused_forward(module):
     x = values(5000, torch.float32).requires_grad_(True)
     with fg.use("rectangular", scope="activations"):
         fg.Activation("Logistic")(x)
-    assert getattr(kernels._pending, "value", None) is None
+    assert getattr(fused._pending, "value", None) is None
 
 
 @pytest.mark.parametrize("block", [64, 192, 4096, 65536, 0])

@@ -11,7 +11,8 @@ import freegrad as fg
 import pytest
 import torch
 from freegrad import kernels
-from freegrad.kernels import CHUNK, MIN_CHUNKED, Interval, apply_mask, compute_mask
+from freegrad.interval import Interval
+from freegrad.kernels import CHUNK, MIN_CHUNKED, apply_mask, build, compute_mask, ops
 from freegrad.transforms.jamming import _jam
 
 INTERVAL_RULES = sorted(n for n in fg.names()
@@ -25,7 +26,7 @@ def path(request, monkeypatch):
         if kernels.native() is None:
             pytest.skip(kernels.native_status())
     else:
-        monkeypatch.setattr(kernels, "_native", {"module": None, "status": "off (test)"})
+        monkeypatch.setattr(build, "_native", {"module": None, "status": "off (test)"})
     return request.param
 
 
@@ -180,9 +181,19 @@ def test_unbounded_interval_keeps_every_number_but_nan():
     assert Interval(lambda: (-math.inf, math.inf))(x).tolist() == [True] * 4 + [False]
 
 
+def test_interval_is_the_rule_apis_and_keeps_its_old_names():
+    """fg.Interval lives in freegrad.interval (rule metadata, no kernels below it); the name
+    freegrad.kernels.Interval still works, and the class pickles by reference."""
+    import pickle
+
+    assert fg.Interval is Interval is kernels.Interval
+    assert Interval.__module__ == "freegrad.interval"
+    assert pickle.loads(pickle.dumps(Interval)) is Interval
+
+
 def test_a_failed_build_warns_once_and_falls_back(monkeypatch, tmp_path):
-    monkeypatch.setattr(kernels, "_native", {})
-    monkeypatch.setattr(kernels, "SOURCE", tmp_path / "missing.cpp")
+    monkeypatch.setattr(build, "_native", {})
+    monkeypatch.setattr(build, "SOURCE", tmp_path / "missing.cpp")
     with pytest.warns(RuntimeWarning, match="compiled mask kernels unavailable"):
         assert kernels.native() is None
     assert kernels.native_status().startswith("unavailable: ")
@@ -193,7 +204,7 @@ def test_a_failed_build_warns_once_and_falls_back(monkeypatch, tmp_path):
 
 
 def test_freegrad_native_0_turns_the_kernels_off(monkeypatch):
-    monkeypatch.setattr(kernels, "_native", {})
+    monkeypatch.setattr(build, "_native", {})
     monkeypatch.setenv("FREEGRAD_NATIVE", "0")
     assert kernels.native() is None and kernels.native_status() == "off (FREEGRAD_NATIVE=0)"
 
@@ -214,7 +225,7 @@ def test_channels_last_tensors_keep_their_layout_and_values(path):
 def test_pip_ninja_is_found_off_path_and_path_is_restored(monkeypatch):
     ninja = pytest.importorskip("ninja")
     monkeypatch.setenv("PATH", "/nonexistent")
-    with kernels._ninja_on_path():
+    with build._ninja_on_path():
         assert shutil.which("ninja") is not None
         assert os.environ["PATH"].split(os.pathsep)[0] == ninja.BIN_DIR
     assert os.environ["PATH"] == "/nonexistent"
@@ -259,12 +270,12 @@ def test_a_build_at_first_use_says_so_on_stderr(monkeypatch, tmp_path, capfd):
 
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
     monkeypatch.delenv("FREEGRAD_NATIVE", raising=False)
-    monkeypatch.setattr(kernels, "_native", {})
+    monkeypatch.setattr(build, "_native", {})
     monkeypatch.setattr(cpp_extension, "load", failing_load)
     with pytest.warns(RuntimeWarning, match="no compiler here"):
         assert kernels.ensure_built() == "unavailable: no compiler here"
     err = capfd.readouterr().err
-    name = kernels.build_name(kernels.SOURCE.read_bytes(), *kernels._flags())
+    name = kernels.build_name(kernels.SOURCE.read_bytes(), *kernels.build_flags())
     assert kernels.BUILD_MESSAGE.format(dir=tmp_path / name) in err
     assert len(err.strip().splitlines()) == 1
 
@@ -278,8 +289,8 @@ def test_cli_build_fails_with_the_reason_when_the_compiler_fails(monkeypatch, tm
     broken.write_text('#error "deliberately broken"\n')
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
     monkeypatch.delenv("FREEGRAD_NATIVE", raising=False)
-    monkeypatch.setattr(kernels, "SOURCE", broken)
-    monkeypatch.setattr(kernels, "_native", {})
+    monkeypatch.setattr(build, "SOURCE", broken)
+    monkeypatch.setattr(build, "_native", {})
     assert main(["build"]) == 1
     assert "building the compiled mask kernels failed" in capsys.readouterr().err
 
@@ -313,3 +324,57 @@ def test_cli_builds_once_then_loads_from_its_own_folder(tmp_path):
     assert second.returncode == 0, second.stderr
     assert second.stderr == ""
     assert "loaded (already built)" in second.stdout and str(folder) in second.stdout
+
+
+# --- the fused forward's op codes: one table, kernels/ops.py, for Python and the C++ ----------
+
+
+def test_the_build_gives_the_cpp_its_op_codes_from_the_python_table():
+    cflags, _ = kernels.build_flags()
+    assert [f for f in cflags if f.startswith("-DFG_OP_")] == [
+        f"-DFG_OP_{name}={code}" for name, code in ops.CODES.items()]
+    assert list(ops.CODES.values()) == list(range(len(ops.OPS)))
+    enum = re.search(r"enum Op : int64_t \{(.*?)\};", kernels.SOURCE.read_text(), re.S).group(1)
+    # every enumerator is its macro: no code is written in the C++
+    assert re.findall(r"k\w+ = (\w+)", enum) == [f"FG_OP_{name}" for name in ops.OPS]
+    assert {code for code, _ in kernels.FUSED.values()} <= set(ops.CODES.values())
+
+
+def test_the_op_table_is_part_of_the_build_name(monkeypatch):
+    source = kernels.SOURCE.read_bytes()
+    name = kernels.build_name(source, *kernels.build_flags())
+    monkeypatch.setattr(ops, "CODES", {**ops.CODES, "GELU": len(ops.CODES)})
+    assert kernels.build_name(source, *kernels.build_flags()) != name
+
+
+def test_the_compiled_kernels_report_the_op_codes_of_the_python_table():
+    if kernels.native() is None:
+        pytest.skip(kernels.native_status())
+    assert kernels.native().fused_ops() == ops.CODES
+    ops.check(kernels.native())
+
+
+@pytest.mark.parametrize("table", [{**ops.CODES, "GELU": len(ops.CODES)},
+                                   {**ops.CODES, "TANH": ops.CODES["RELU"]}, None],
+                         ids=["an op the C++ lacks", "another code", "no table"])
+def test_a_built_module_with_other_op_codes_is_refused_with_the_reason(monkeypatch, tmp_path,
+                                                                       table):
+    """A build folder (marker and library there) whose module lists other ops, or none (built
+    before the table was shared): not used, and the reason said, by native() and build_now()."""
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.delenv("FREEGRAD_NATIVE", raising=False)
+    name = kernels.build_name(kernels.SOURCE.read_bytes(), *kernels.build_flags())
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "freegrad-built.json").write_text("{}\n")
+    build._library(tmp_path / name, name).write_bytes(b"")
+    fake = SimpleNamespace(__file__="fake.so") if table is None else SimpleNamespace(
+        __file__="fake.so", fused_ops=lambda: table)
+    monkeypatch.setattr(build, "_import", lambda name, library: fake)
+    monkeypatch.setattr(build, "_native", {})
+    with pytest.warns(RuntimeWarning, match="op codes"):
+        assert kernels.native() is None
+    assert kernels.native_status().endswith("csrc/mask_kernels.cpp and kernels/ops.py list "
+                                            "different ops")
+    with pytest.raises(kernels.BuildError, match="fused op codes"):
+        kernels.build_now()
+    assert kernels.native() is None

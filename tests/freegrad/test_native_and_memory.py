@@ -99,12 +99,12 @@ def test_native_logistic_saves_its_output():
 
 
 def test_a_forward_under_no_grad_computes_no_mask_even_with_a_rule(monkeypatch):
-    import freegrad.registry
+    import freegrad.rules
 
     def no_mask(*args):
         raise AssertionError("a mask was computed for a forward no backward can follow")
 
-    monkeypatch.setattr(freegrad.registry, "compute_mask", no_mask)
+    monkeypatch.setattr(freegrad.rules, "compute_mask", no_mask)
     x = torch.randn(64, requires_grad=True)
     with pytest.warns(UserWarning, match="changed nothing"):  # nothing was bound
         with fg.use("rectangular", scope="activations"), torch.no_grad():
@@ -113,6 +113,30 @@ def test_a_forward_under_no_grad_computes_no_mask_even_with_a_rule(monkeypatch):
     with fg.use("rectangular", scope="activations"), \
             pytest.raises(AssertionError, match="no backward"):
         fg.Activation("Logistic")(x)  # with grad enabled the mask is needed
+
+
+def test_mask_rules_compute_their_masks_on_the_kernels_without_rules_importing_them(monkeypatch):
+    """freegrad.rules imports nothing of freegrad.kernels; the package root hands it the
+    kernels' compute_mask, which activations and rules called directly both use."""
+    import freegrad.kernels
+    import freegrad.rules
+
+    assert freegrad.rules.compute_mask is freegrad.kernels.compute_mask
+    calls = []
+
+    def spy(mask, x, params):
+        calls.append(params)
+        return freegrad.kernels.compute_mask(mask, x, params)
+
+    monkeypatch.setattr(freegrad.rules, "compute_mask", spy)
+    x, g, params = torch.randn(64), torch.randn(64), {"a": -0.25, "b": 0.5}
+    mask = (x >= -0.25) & (x <= 0.5)
+    assert torch.equal(fg.get("rectangular")(None, g, x, **params), g * mask)
+    with fg.use("rectangular", params, scope="activations"):
+        y = fg.Activation("Logistic")(x.requires_grad_(True))
+    (grad,) = torch.autograd.grad(y, x, g)
+    assert torch.equal(grad, g * mask) and calls == [params, params]
+    assert torch.equal(freegrad.rules.plain_mask(fg.get("rectangular").mask, x, params), mask)
 
 
 def test_forward_mode_under_no_grad_still_follows_the_rule():

@@ -61,6 +61,25 @@ def test_a_selection_one_scope_acts_on_is_accepted():
             model(X).sum().backward()
 
 
+def test_what_takes_a_rule_is_known_by_its_marker_subclasses_and_removed_hooks_included():
+    """context.py imports neither fg.Activation nor the parameter hooks: they carry markers."""
+
+    class Custom(fg.Activation):
+        pass
+
+    act = Custom("Tanh")
+    with fg.use("d(Linear)", scope="activations", layers=[act]):
+        act(torch.ones(1, requires_grad=True))
+    model = plain_model()
+    handles = fg.attach_param_hooks(model)
+    with fg.use("scale", scope="params", layers=[model[0]]):
+        model(X)
+    handles.remove()
+    with pytest.raises(ValueError, match=r"\['Conv2d'\] hold no module with parameter hooks"):
+        with fg.use("scale", scope="params", layers=[model[0]]):
+            pass
+
+
 @pytest.mark.parametrize("case", ["unconverted model", "only the backward inside",
                                   "forward without gradients"])
 def test_a_block_in_which_no_forward_took_the_rule_warns_once_at_exit(case):

@@ -42,6 +42,10 @@ def test_module_layout_and_exports():
     assert fg.Activation is Activation
     assert hasattr(freegrad, "transforms") and isinstance(fg.__version__, str)
     assert issubclass(fg.RuleError, KeyError)
+    # the rule classes live in freegrad.rules; freegrad.registry still names them
+    for name in ("Rule", "Composite", "BoundRule", "BoundComposite", "AnyRule", "SAVES"):
+        assert getattr(freegrad.registry, name) is getattr(freegrad.rules, name), name
+    assert fg.Rule.__module__ == "freegrad.rules"
     for name in fg.__all__:
         assert hasattr(fg, name), name
     model = torch.nn.Linear(2, 1)

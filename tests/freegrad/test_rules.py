@@ -185,6 +185,37 @@ def test_rule_card_is_generated_from_registry():
     )
 
 
+def _card_row(name: str) -> str:
+    from freegrad import cards
+
+    return next(row for row in cards.render().splitlines() if row.startswith(f"| `{name}` |"))
+
+
+@pytest.mark.parametrize("saves", [lambda p: "input" if p["keep"] else "nothing", None],
+                         ids=["undocumented", "documented"])
+def test_the_card_says_jammings_test_cases_only_for_the_jamming_rules(saves):
+    """A rule whose saves is a function is described by that function (its docstring's first
+    line), not by the jamming rules' test='input' / test='grad' text."""
+    if saves is None:
+        def saves(params):
+            """input (keep=True), nothing (keep=False)"""
+            return "input" if params["keep"] else "nothing"
+
+    @fg.register("test_saves_by_option", saves=saves)
+    def keeps(ctx, grad_out, input, keep=True):
+        return grad_out
+
+    try:
+        cell = _card_row("test_saves_by_option").split(" | ")[3]
+        assert "test=" not in cell
+        assert cell == ("input (keep=True), nothing (keep=False)" if saves.__doc__
+                        else "depends on the parameters")
+    finally:
+        fg.unregister("test_saves_by_option")
+    for jamming in ("positive_jam", "rectangular_jam"):
+        assert _card_row(jamming).split(" | ")[3] == "mask (test='input'), nothing (test='grad')"
+
+
 @pytest.mark.parametrize("name", sorted(set(FORMULAS) | set(NOISY)))
 def test_every_rule_documents_formula_and_source(name):
     rule = fg.get(name)

@@ -9,16 +9,20 @@
 The rule in force when a forward runs is the one its backward applies.
 """
 
-from . import diagnostics, transforms  # noqa: F401  (transforms registers the built-in rules)
+from . import diagnostics, kernels, rules, transforms  # noqa: F401  (transforms: built-in rules)
 from .context import RuleContext, exact, normal_like, uniform_like, use
 from .convert import convert
 from .forwards import FORWARDS
 from .functional import activation
 from .hook import attach_param_hooks
-from .kernels import Interval
-from .registry import Composite, Rule, RuleError, compose, get, names, register, unregister
+from .interval import Interval
+from .registry import RuleError, compose, get, names, register, unregister
+from .rules import Composite, Rule
 from .targeting import Selection, select
 from .wrappers import Activation
+
+# Mask rules compute their masks on the compiled kernels, which freegrad.rules does not import.
+rules.set_compute_mask(kernels.compute_mask)
 
 __version__ = "2.0.0"
 

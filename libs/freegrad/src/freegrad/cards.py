@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from . import registry
+from .rules import Rule
 
 HEADER = """# FreeGrad rule card
 
@@ -26,7 +27,7 @@ are refused there. "Random" rules draw noise (seed them with `use(..., seed=N)`)
 """
 
 
-def _params(rule: registry.Rule) -> str:
+def _params(rule: Rule) -> str:
     shown = [
         f"`{k}={v!r}`" if v is not inspect.Parameter.empty else f"`{k}` (required)"
         for k, v in rule.defaults.items()
@@ -34,10 +35,13 @@ def _params(rule: registry.Rule) -> str:
     return ", ".join(shown) or "-"
 
 
-def _saves(rule: registry.Rule) -> str:
-    if callable(rule.saves):
-        return "mask (test='input'), nothing (test='grad')"
-    return rule.saves
+def _saves(rule: Rule) -> str:
+    """What the rule keeps; a ``saves`` function says it in its docstring's first line (the
+    jamming rules': which ``test`` keeps a mask), else it depends on the parameters."""
+    if not callable(rule.saves):
+        return rule.saves
+    doc = inspect.getdoc(rule.saves) if inspect.isfunction(rule.saves) else None
+    return doc.splitlines()[0] if doc else "depends on the parameters"
 
 
 def render() -> str:

@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from .registry import AnyRule, BoundComposite, BoundRule, get
+from .registry import get
+from .rules import AnyRule, BoundComposite, BoundRule
 from .targeting import as_layers
 
 SCOPES = ("activations", "params")
@@ -107,14 +108,20 @@ def _takers(scopes: frozenset[str]) -> str:
     return " or ".join(_WHAT_TAKES[s] for s in sorted(scopes))
 
 
+# What takes a rule, by scope, says so with a true marker attribute, so this module need not
+# import it: fg.Activation (wrappers.py) has the first as a class attribute, and
+# attach_param_hooks (hook.py) sets the second on each module it hooks (and removes it).
+MARKERS = {"activations": "_freegrad_activation", "params": "_freegrad_param_hooks"}
+
+
+def takes_rules(module: Any, scope: str) -> bool:
+    """Whether ``module`` takes the rules of ``scope`` (it carries that scope's marker)."""
+    return bool(getattr(module, MARKERS[scope], False))
+
+
 def _check_layers(block: use) -> None:
     """A layer selection must hold something the block's scopes act on, or it is an error."""
-    from .hook import _ATTACHED  # hook and wrappers import this module
-    from .wrappers import Activation
-
-    takes = {"activations": lambda m: isinstance(m, Activation),
-             "params": lambda m: m.__dict__.get(_ATTACHED, False)}
-    if any(any(map(takes[s], block.layers)) for s in block.scopes):
+    if any(takes_rules(m, s) for s in block.scopes for m in block.layers):
         return
     names = list(getattr(block.layers, "names", ())) or sorted(
         {type(m).__name__ for m in block.layers})
@@ -129,7 +136,7 @@ class use:
     """Apply ``rule`` to the backward of everything whose forward runs inside the block.
 
     Args:
-        rule: a registered name (``"rectangular"``), a :class:`~freegrad.registry.Rule`,
+        rule: a registered name (``"rectangular"``), a :class:`~freegrad.rules.Rule`,
             a composite, or a plain ``fn(ctx, grad_out, input, **params)``.
         params: the rule's parameters; checked against its signature on creation.
         scope: ``"all"``, ``"activations"``, ``"params"``, or a tuple of them.

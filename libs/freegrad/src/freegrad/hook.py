@@ -19,10 +19,10 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from .autograd import ParamGradFunction
-from .context import current
+from .context import MARKERS, current
 
 _ORIGINALS = "_freegrad_param_originals"
-_ATTACHED = "_freegrad_param_hooks"
+_ATTACHED = MARKERS["params"]  # what use(layers=...) looks for: a module with parameter hooks
 
 
 def _bind_params(module: nn.Module, args) -> None:

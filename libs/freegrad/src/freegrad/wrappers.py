@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .context import MARKERS
 from .forwards import get_forward
 from .functional import apply_activation
 
@@ -30,3 +31,7 @@ class Activation(nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join([repr(self.forward_name)] + [f"{k}={v!r}" for k, v in self.params.items()])
+
+
+# What use(layers=...) looks for: a module that takes "activations" rules (subclasses included).
+setattr(Activation, MARKERS["activations"], True)

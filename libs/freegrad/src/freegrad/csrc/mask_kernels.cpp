@@ -1,4 +1,5 @@
-// Single-pass CPU kernels of mask rules; freegrad/kernels.py builds and calls them.
+// Single-pass CPU kernels of mask rules; the freegrad/kernels package builds them (build.py) and
+// calls them (dispatch.py, fused.py).
 //
 // In PyTorch a window mask 1[lo <= x <= hi] is two comparisons and an `&`, each a
 // pass over x with a temporary, and grad * mask converts the mask in a pass of its
@@ -21,6 +22,7 @@
 #include <ATen/Version.h>
 #include <ATen/core/DistributionsHelper.h>
 
+#include <map>
 #include <mutex>
 #include <optional>
 
@@ -291,10 +293,24 @@ void sigmoid_interval_range(const T* x, T* y, bool* mask, int64_t n, int64_t til
   fill_interval_serial(x + body, mask + body, n - body, lo, hi, lo_closed, hi_closed);
 }
 
-// The forwards with a native op (forwards.py), in the order of kernels.FUSED.
+// The ATen ops of the forwards with a native op (forwards.py; kernels/fused.py maps them). Their
+// codes come from the build, -DFG_OP_<NAME>=<code>, made from the one table, kernels/ops.py;
+// fused_ops() reports them back, and the loader refuses a module whose table is not that one.
+#ifndef FG_OP_SIGMOID
+#error "the op codes come from freegrad/kernels/ops.py: build through freegrad.kernels"
+#endif
 enum Op : int64_t {
-  kSigmoid = 0, kTanh, kRelu, kSilu, kHardtanh, kLeakyRelu, kElu, kSoftplus, kHeaviside, kSign
+  kSigmoid = FG_OP_SIGMOID, kTanh = FG_OP_TANH, kRelu = FG_OP_RELU, kSilu = FG_OP_SILU,
+  kHardtanh = FG_OP_HARDTANH, kLeakyRelu = FG_OP_LEAKY_RELU, kElu = FG_OP_ELU,
+  kSoftplus = FG_OP_SOFTPLUS, kHeaviside = FG_OP_HEAVISIDE, kSign = FG_OP_SIGN
 };
+
+// Every op apply_op runs, by its name in kernels/ops.py, with its code.
+std::map<std::string, int64_t> fused_ops() {
+  return {{"SIGMOID", kSigmoid}, {"TANH", kTanh}, {"RELU", kRelu}, {"SILU", kSilu},
+          {"HARDTANH", kHardtanh}, {"LEAKY_RELU", kLeakyRelu}, {"ELU", kElu},
+          {"SOFTPLUS", kSoftplus}, {"HEAVISIDE", kHeaviside}, {"SIGN", kSign}};
+}
 
 void apply_op(int64_t op, at::Tensor& y, const at::Tensor& x, double p0, double p1,
               const at::Tensor& zero) {
@@ -488,6 +504,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
   module.def("jammed_grad", &jammed_grad,
              "grad * u (* mask), u drawn as torch.rand(grad.shape, generator=generator) draws it",
              py::arg("grad"), py::arg("mask") = std::nullopt, py::arg("generator") = std::nullopt);
+  module.def("fused_ops", &fused_ops, "{op name: code} of fused_interval_forward, as built");
   module.def("fused_interval_forward", &fused_interval_forward,
              "(F(x), 1[lo <= x <= hi]) in one sweep, y bit for bit F's ATen op",
              py::arg("x"), py::arg("op"), py::arg("p0"), py::arg("p1"), py::arg("lo"), py::arg("hi"),

@@ -8,7 +8,6 @@ nothing to build with (mask rules then use PyTorch ops) or ``FREEGRAD_NATIVE=0``
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
@@ -32,16 +31,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"freegrad: compiled mask kernels not built: {missing}; mask rules use PyTorch ops "
               "(same values, slower)")
         return 0
-    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     try:
-        module, directory, built, seconds = kernels._load_or_build()
-    except Exception as exc:  # noqa: BLE001  (the reason is the message)
-        print(f"freegrad: building the compiled mask kernels failed: {kernels._reason(exc)}",
-              file=sys.stderr)
+        loaded = kernels.build_now()
+    except kernels.BuildError as exc:
+        print(f"freegrad: building the compiled mask kernels failed: {exc}", file=sys.stderr)
         return 1
-    kernels._native.update(module=module, status=f"in use ({module.__file__})")
-    verb = "built" if built else "loaded (already built)"
-    print(f"freegrad: compiled mask kernels {verb} in {seconds:.1f} s: {module.__file__}")
+    verb = "built" if loaded.built else "loaded (already built)"
+    print(f"freegrad: compiled mask kernels {verb} in {loaded.seconds:.1f} s: "
+          f"{loaded.module.__file__}")
     return 0
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 
 from ..context import normal_like
-from ..kernels import Interval, apply_mask
+from ..interval import Interval
+from ..kernels import apply_mask
 from ..registry import register
 from ._checks import all_of, non_negative, one_of, ordered, positive
 

@@ -17,7 +17,8 @@ import math
 import torch
 
 from ..context import _generator, uniform_like
-from ..kernels import Interval, apply_mask, compute_mask, jam
+from ..interval import Interval
+from ..kernels import apply_mask, compute_mask, jam
 from ..registry import register
 from ._checks import all_of, one_of, ordered
 
@@ -41,6 +42,7 @@ def _jam(ctx, grad_out, mode, mask=None):
 
 
 def _saves(params):
+    """mask (test='input'), nothing (test='grad')"""
     return "mask" if params["test"] == "input" else "nothing"
 
 

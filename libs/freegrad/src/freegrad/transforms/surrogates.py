@@ -10,7 +10,8 @@ import math
 
 import torch
 
-from ..kernels import Interval, apply_mask
+from ..interval import Interval
+from ..kernels import apply_mask
 from ..registry import register
 from ._checks import positive
 
