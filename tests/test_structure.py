@@ -48,9 +48,10 @@ def imports_of(module: str) -> set[str]:
         names = []
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
+        elif isinstance(node, ast.ImportFrom):  # a submodule (from . import x), else base
             base = _resolve(module, node)
-            names = [base] + [f"{base}.{a.name}" for a in node.names]
+            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base
+                     for a in node.names]
         found |= {n for n in names if n in MODULES and n != module}
     return found
 
@@ -84,6 +85,34 @@ def _cycle() -> list[str] | None:
 def test_the_checker_finds_the_imports_it_should():
     assert "experiments.training.run" in imports_of("experiments.training.units")
     assert "freegrad.registry" in imports_of("freegrad")  # relative, in a package
+    assert "freegrad.forwards" in imports_of("freegrad.wrappers")  # from .forwards import ...
+    assert "freegrad.registry" in imports_of("freegrad.cards")  # from . import registry
+    assert "freegrad" in imports_of("freegrad.cards")  # import freegrad, inside a function
+
+
+def _closure(module: str) -> set[str]:
+    seen, todo = set(), [module]
+    while todo:
+        for n in imports_of(todo.pop()) - seen:
+            seen.add(n)
+            todo.append(n)
+    return seen
+
+
+@pytest.mark.parametrize("module", ["freegrad.interval", "freegrad.rules", "freegrad.registry",
+                                    "freegrad.context"])
+def test_the_rule_api_sits_above_no_compiled_kernels(module):
+    assert not {m for m in _closure(module) if m.startswith("freegrad.kernels")}
+
+
+def test_analysis_is_no_dependency_of_training():
+    """The train stages depend on config, training, tasks and results (dvc.yaml), so none of
+    those may import analysis: an edit there would then change training unseen."""
+    for module in MODULES:
+        if module.startswith(("experiments.config", "experiments.training",
+                              "experiments.tasks", "experiments.results")):
+            assert not {m for m in _closure(module) if m.startswith("experiments.analysis")
+                        and not module.endswith("__main__")}, module
 
 
 def test_no_import_cycle():
