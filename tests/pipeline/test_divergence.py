@@ -33,7 +33,7 @@ def diverging_suc(monkeypatch):
 
     monkeypatch.setattr(suc, "build_model", build_model)
     params = P.load()
-    monkeypatch.setattr(D, "load", lambda name: D.make_ones(**params["data"]["ones"]))
+    monkeypatch.setattr(datasets, "load", lambda name: D.make_ones(**params["data"]["ones"]))
     params["profile"] = "smoke"
     params["experiments"]["suc"]["stack_seeds"] = False  # the hook lives on one seed's model
     return params

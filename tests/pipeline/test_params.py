@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from experiments import config as P
+from experiments.config import __main__ as config_cli
 
 
 @pytest.fixture()
@@ -86,8 +87,8 @@ def test_unknown_experiment_is_a_clear_error(params):
 
 def test_params_cli_check(capsys):
     for name in ("suc", "mlp", "mlp_sweep", "lenet", "cnn", "cnn_fashion", "bnn"):
-        assert P.main(["--check", name]) == 0
-    assert P.main(["--check", "nosuch"]) == 2
+        assert config_cli.main(["--check", name]) == 0
+    assert config_cli.main(["--check", "nosuch"]) == 2
     assert "nosuch" in capsys.readouterr().err
 
 
@@ -158,7 +159,7 @@ def test_select_keeps_order_and_only_named(params):
 
 
 def test_show_prints_the_expanded_configurations(capsys):
-    assert P.main(["--show", "cnn", "--profile", "full"]) == 0
+    assert config_cli.main(["--show", "cnn", "--profile", "full"]) == 0
     shown = yaml.safe_load(capsys.readouterr().out)["cnn"]
     assert list(shown) == [f"{f}_{r}" for f in ("relu", "linear", "logistic")
                            for r in ("true", "full_jam", "positive_jam", "rectangular_jam")] + [

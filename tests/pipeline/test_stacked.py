@@ -6,6 +6,7 @@ import pytest
 
 from experiments import config as P
 from experiments import data as D
+from experiments.results import datasets
 from experiments.tasks import binary_unit as bnn
 from experiments.tasks import digits_mlp as mlp
 from experiments.tasks import lenet5 as lenet
@@ -64,7 +65,7 @@ def test_what_is_not_stacked():
 def test_run_experiment_with_and_without_stacking(mlflow_uri, tmp_path, monkeypatch):
     params = P.load()
     params["profile"] = "smoke"
-    monkeypatch.setattr(D, "load", lambda name: D.make_ones(**params["data"]["ones"]))
+    monkeypatch.setattr(datasets, "load", lambda name: D.make_ones(**params["data"]["ones"]))
     runs = {}
     for flag in (True, False):
         params["experiments"]["suc"]["stack_seeds"] = flag

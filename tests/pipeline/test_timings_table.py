@@ -15,7 +15,7 @@ def test_the_table_has_a_row_per_timed_stage_with_its_device_and_times(tmp_path,
               "configs": {"a": {"runs": {"seed_0": {"epoch_seconds": [30.0, 30.0]},
                                          "seed_1": {"epoch_seconds": [60.0]}}}}}
     (tmp_path / "toy.json").write_text(json.dumps(record))
-    monkeypatch.setattr(paths, "TIMINGS", tmp_path)
+    monkeypatch.setattr(paths.LAYOUT, "timings", tmp_path)
     rows = timings.rows()
     assert rows == [{"stage": "train@toy", "device": "cpu", "threads": 1, "runs": 2,
                      "stage_min": 1.5, "epoch_min": 2.0}]
