@@ -7,9 +7,9 @@ own autograd uses for the native op (tested against it, gradcheck in float64),
 including its choice at the kinks (e.g. d(ReLU)(0) = 0), at ±0 and at ±inf. At NaN each
 states one value (the card's edges table): 0 for a window (d(ReLU), d(ReLU6), d(HardTanh): NaN
 is in none), NaN for d(ELU), where PyTorch's relu passes g and its hardtanh and elu give one
-value in their vectorised loops and another in the scalar tail. A NaN or infinite incoming gradient is
-multiplied by the mask (NaN · 0 is NaN), as freegrad 1.0.1's d(ReLU) does, where PyTorch's
-relu and hardtanh backwards select and give 0.
+value in their vectorised loops and another in the scalar tail. A NaN or infinite incoming
+gradient is multiplied by the mask (NaN · 0 is NaN), as freegrad 1.0.1's d(ReLU) does, where
+PyTorch's relu and hardtanh backwards select and give 0.
 """
 
 from __future__ import annotations
