@@ -5,6 +5,9 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 DVC     := $(VENV)/bin/dvc
 STAMP   := $(VENV)/.installed
+# The published freegrad 1.0.1, which the differential test runs in a subprocess (it shares our
+# import name, so it lives in a folder of its own, never on sys.path).
+PUBLISHED := $(VENV)/freegrad-1.0.1
 # Stage commands call `python`; make sure it is the project's interpreter.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
@@ -22,9 +25,12 @@ help: ## list the targets
 # Re-runs only when a pyproject, the lock or the kernels' source changes (or the venv is
 # missing).  Every package comes at the exact version of requirements.lock (torch's too).
 $(STAMP): pyproject.toml libs/freegrad/pyproject.toml requirements.lock \
-		$(wildcard libs/freegrad/src/freegrad/csrc/*)
+		libs/freegrad/tests-published.txt $(wildcard libs/freegrad/src/freegrad/csrc/*)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c requirements.lock -e libs/freegrad -e '.[dev]'
+	@# freegrad 1.0.1 from PyPI, hash-checked, without its dependencies (torch is here already).
+	rm -rf $(PUBLISHED) && $(PY) -m pip install --quiet --no-deps --only-binary :all: \
+		--require-hashes --target $(PUBLISHED) -r libs/freegrad/tests-published.txt
 	@# freegrad's compiled mask kernels, built now rather than inside a first timed epoch.
 	$(PY) -m freegrad.kernels build
 	@touch $@
@@ -41,8 +47,9 @@ lock: ## refresh requirements.lock from the pyprojects (then `make install` uses
 	$(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable >> requirements.lock.new
 	mv requirements.lock.new requirements.lock && rm -rf $(LOCK_VENV)
 
+# FREEGRAD_PUBLISHED: the differential test fails, not skips, when freegrad 1.0.1 is missing.
 test: install paper-tools-or-skip ## set up, then run all tests (library, pipeline, paper)
-	$(PY) -m pytest tests
+	FREEGRAD_PUBLISHED=$(CURDIR)/$(PUBLISHED) $(PY) -m pytest tests
 
 lint: install ## ruff over the whole monorepo (libs, experiments, paper, benchmarks, tests)
 	$(VENV)/bin/ruff check .

@@ -11,7 +11,8 @@ The rule in force when a forward runs is the one its backward applies.
 
 from . import diagnostics, kernels, rules, transforms  # noqa: F401  (transforms: built-in rules)
 from .context import RuleContext, exact, normal_like, uniform_like, use
-from .convert import convert
+from .convert import convert, strip
+from .edges import Edges
 from .forwards import FORWARDS
 from .functional import activation
 from .hook import attach_param_hooks
@@ -29,6 +30,7 @@ __version__ = "2.0.0"
 __all__ = [
     "Activation",
     "Composite",
+    "Edges",
     "FORWARDS",
     "Interval",
     "Rule",
@@ -46,6 +48,7 @@ __all__ = [
     "normal_like",
     "register",
     "select",
+    "strip",
     "transforms",
     "uniform_like",
     "unregister",

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from . import registry
+from .edges import GRAD, GRAD_NOTE, describe
 from .rules import Rule
 
 HEADER = """# FreeGrad rule card
@@ -44,14 +45,52 @@ def _saves(rule: Rule) -> str:
     return doc.splitlines()[0] if doc else "depends on the parameters"
 
 
+EDGES_HEADER = f"""
+## Edges
+
+Each rule's backward at the edges of x, for g = 1 and the parameters' defaults: at the ends of
+its interval (where it has one; an end's value says whether the end belongs to it), at −0 and
++0 (one value for both), at −inf, +inf and NaN; "u" is a jamming rule's draw u ~ U[0, 1) there.
+"x not read": the backward is the same at every x. The last column is what a NaN or infinite
+incoming gradient g gives; {GRAD_NOTE} The tests pin every cell in float16, bfloat16, float32
+and float64, on the compiled kernels and on the PyTorch ops, and check the rules freegrad 1.0.1
+also has against it; the guide says where and why we differ from it.
+
+| rule | at the ends | ±0 | −inf | +inf | NaN | NaN or ±inf in g |
+|---|---|---|---|---|---|---|
+"""
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+def _edges(name: str, rule: Rule) -> list[str]:
+    """The rule's row of the edges table."""
+    edges = rule.edges
+    if edges is None:
+        return [f"`{name}`", "not stated", "", "", "", "", ""]  # a user rule may state none
+    grad = GRAD[edges.grad]
+    if not edges.reads_x:
+        return [f"`{name}`", "x not read", "–", "–", "–", "–", grad]
+    defaults = {k: v for k, v in rule.defaults.items() if v is not inspect.Parameter.empty}
+    ends = "; ".join(
+        f"{label.replace('-', '−')} = {describe(x)}: {describe(v)}" if isinstance(label, str)
+        and label.lstrip("-") in defaults else f"{describe(x)}: {describe(v)}"
+        for (label, x), v in zip(edges.end_points(defaults), edges.at_ends, strict=True)
+    )
+    values = [edges.zero, edges.neg_inf, edges.pos_inf, edges.nan]
+    return [f"`{name}`", ends or "no interval", *map(describe, values), grad]
+
+
 def render() -> str:
-    rows = []
+    rows, edge_rows = [], []
     for name in registry.names():
         rule = registry.get(name)
-        cells = [f"`{name}`", rule.formula, _params(rule), _saves(rule),
-                 "yes" if rule.stochastic else "no", rule.source]
-        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return HEADER + "\n".join(rows) + "\n"
+        rows.append(_row([f"`{name}`", rule.formula, _params(rule), _saves(rule),
+                          "yes" if rule.stochastic else "no", rule.source]))
+        edge_rows.append(_row(_edges(name, rule)))
+    return HEADER + "\n".join(rows) + "\n" + EDGES_HEADER + "\n".join(edge_rows) + "\n"
 
 
 def main(argv: list[str]) -> None:

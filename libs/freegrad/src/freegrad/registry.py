@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from .edges import Edges
 from .rules import SAVES, AnyRule, BoundComposite, BoundRule, Composite, Rule
 
 __all__ = [
@@ -50,6 +51,7 @@ def register(
     formula: str | None = None,
     source: str | None = None,
     stochastic: bool = False,
+    edges: Edges | None = None,
 ):
     """Decorator registering ``fn(ctx, grad_out, input, **params)`` (or a composite) as ``name``.
 
@@ -57,7 +59,8 @@ def register(
     ``saves`` is "nothing", "mask" (implied by ``mask=``) or "input"; left out, the input is
     kept when there is one and the rule receives ``input=None`` on parameter gradients (the
     published contract), while a declared mask or "input" makes that an error.
-    ``stochastic=True`` marks a rule that draws random numbers.
+    ``stochastic=True`` marks a rule that draws random numbers; ``edges`` states its backward
+    at the ends of its interval, ±0, ±inf and NaN (:class:`~freegrad.edges.Edges`, on the card).
     Returns the :class:`Rule`, which is called like the function.
     """
 
@@ -68,7 +71,7 @@ def register(
             rule = fn.renamed(name)
         else:
             rule = Rule(name, fn, saves=saves, mask=mask, check=check, formula=formula,
-                        source=source, stochastic=stochastic)
+                        source=source, stochastic=stochastic, edges=edges)
         _RULES[name] = rule
         return rule
 

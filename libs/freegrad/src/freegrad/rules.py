@@ -38,6 +38,8 @@ from typing import Any
 
 import torch
 
+from .edges import Edges
+
 SAVES = ("nothing", "mask", "input")
 _EMPTY = inspect.Parameter.empty
 MaskComputer = Callable[[Callable[..., torch.Tensor], torch.Tensor, dict], torch.Tensor]
@@ -119,6 +121,7 @@ class Rule(_Callable):
         formula: str | None = None,
         source: str | None = None,
         stochastic: bool = False,
+        edges: Edges | None = None,
     ):
         if saves is None and mask is not None:
             saves = "mask"  # a mask declares its need
@@ -137,6 +140,7 @@ class Rule(_Callable):
         self.formula = formula or (doc.splitlines()[0] if doc else "(not documented)")
         self.source = source or "user rule"
         self.stochastic = stochastic  # draws random numbers (from ctx.generator, see use(seed=))
+        self.edges = edges  # its backward at the ends, ±0, ±inf and NaN (freegrad.edges)
         self.__doc__ = doc
 
     def __repr__(self) -> str:
@@ -146,6 +150,7 @@ class Rule(_Callable):
         return Rule(
             name, self.fn, saves=None if self.input_optional else self.saves, mask=self.mask,
             check=self.check, formula=self.formula, source=self.source, stochastic=self.stochastic,
+            edges=self.edges,
         )
 
     def resolve(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -225,6 +230,7 @@ class Composite(_Callable):
         self.stochastic = any(rule.stochastic for rule, _ in parts)
         self.formula = " ∘ ".join(f"[{rule.name}]" for rule, _ in reversed(parts))
         self.source = "composition"
+        self.edges = None  # a composition states no edges of its own
 
     def __repr__(self) -> str:
         return f"Composite({self.name!r})"

@@ -8,9 +8,12 @@ gradients (scope="params").
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..context import normal_like
+from ..edges import Edges
 from ..interval import Interval
 from ..kernels import apply_mask
 from ..registry import register
@@ -23,6 +26,7 @@ PUBLISHED = "freegrad 1.0.1 (the paper's companion library)"
 @register(
     "rectangular", saves="mask", mask=Interval(lambda a, b: (a, b)),
     check=ordered("a", "b"),
+    edges=Edges(ends=("a", "b"), at_ends=(1, 1), zero=1, neg_inf=0, pos_inf=0, nan=0),
     formula="g · 1[a ≤ x ≤ b]", source=f"{PAPER}, rectangular derivative",
 )
 def rectangular(ctx, grad_out, mask, a=-0.5, b=0.5):
@@ -31,19 +35,22 @@ def rectangular(ctx, grad_out, mask, a=-0.5, b=0.5):
 
 @register(
     "triangular", saves="input", check=positive("width"),
+    edges=Edges(ends=("-width", "width"), at_ends=(0, 0), zero=1, neg_inf=0, pos_inf=0,
+                nan=math.nan),
     formula="g · max(0, 1 − |x| / width)", source=f"{PAPER}, triangular derivative",
 )
 def triangular(ctx, grad_out, input, width=1.0):
     return grad_out * (1 - input.abs() / width).clamp_min(0)
 
 
-@register("scale", saves="nothing", formula="s · g", source=PUBLISHED)
+@register("scale", saves="nothing", edges=Edges.x_not_read(), formula="s · g", source=PUBLISHED)
 def scale(ctx, grad_out, input, s=1.0):
     return grad_out * s
 
 
 @register(
     "clip_norm", saves="nothing", check=positive("max_norm", "eps"),
+    edges=Edges.x_not_read("norm"),
     formula="g · min(1, max_norm / max(‖g‖₂, eps)), ‖g‖₂ over the whole tensor",
     source=f"{PUBLISHED}; Pascanu et al. 2013 (gradient norm clipping)",
 )
@@ -53,7 +60,7 @@ def clip_norm(ctx, grad_out, input, max_norm=1.0, eps=1e-12):
 
 
 @register(
-    "noise", saves="nothing", stochastic=True,
+    "noise", saves="nothing", stochastic=True, edges=Edges.x_not_read("sum"),
     check=all_of(non_negative("sigma"), one_of(mode=("additive", "multiplicative"))),
     formula="g + sigma · ε (mode='multiplicative': g · (1 + sigma · ε)), ε ~ N(0, 1) elementwise",
     source=f"{PAPER}, noisy derivative (noise on the constant rule); {PUBLISHED} (additive); "
@@ -70,6 +77,7 @@ def noise(ctx, grad_out, input, sigma=0.1, mode="additive"):
 
 @register(
     "centralize", saves="nothing", check=one_of(keepdim=(True,)),
+    edges=Edges.x_not_read("slice"),
     formula="g − mean(g, dim)", source=f"{PUBLISHED}; Yong et al. 2020 (gradient centralization)",
 )
 def centralize(ctx, grad_out, input, dim=-1, keepdim=True):

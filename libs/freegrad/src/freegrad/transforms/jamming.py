@@ -17,6 +17,7 @@ import math
 import torch
 
 from ..context import _generator, uniform_like
+from ..edges import UNIFORM, Edges
 from ..interval import Interval
 from ..kernels import apply_mask, compute_mask, jam
 from ..registry import register
@@ -47,7 +48,7 @@ def _saves(params):
 
 
 @register(
-    "full_jam", saves="nothing", check=_MODES, stochastic=True,
+    "full_jam", saves="nothing", check=_MODES, stochastic=True, edges=Edges.x_not_read(),
     formula="g · u (mode='sign': sign(g) · u), u ~ U[0, 1) elementwise", source=SOURCE,
 )
 def full_jam(ctx, grad_out, input, mode="scale"):
@@ -56,6 +57,7 @@ def full_jam(ctx, grad_out, input, mode="scale"):
 
 @register(
     "positive_jam", saves=_saves, mask=NON_NEGATIVE, check=all_of(_MODES, _TESTS), stochastic=True,
+    edges=Edges(ends=(0.0,), at_ends=(UNIFORM,), zero=UNIFORM, neg_inf=0, pos_inf=UNIFORM, nan=0),
     formula="g · u · 1[x ≥ 0] (test='grad': 1[g ≥ 0]; mode='sign': sign(g) · u)", source=SOURCE,
 )
 def positive_jam(ctx, grad_out, mask, test="input", mode="scale"):
@@ -67,6 +69,8 @@ def positive_jam(ctx, grad_out, mask, test="input", mode="scale"):
 @register(
     "rectangular_jam", saves=_saves, mask=WINDOW,
     check=all_of(_MODES, _TESTS, ordered("a", "b")), stochastic=True,
+    edges=Edges(ends=("a", "b"), at_ends=(UNIFORM, UNIFORM), zero=UNIFORM, neg_inf=0, pos_inf=0,
+                nan=0),
     formula="g · u · 1[a ≤ x ≤ b] (test='grad': 1[a ≤ g ≤ b]; mode='sign': sign(g) · u)",
     source=SOURCE,
 )

@@ -10,6 +10,7 @@ import math
 
 import torch
 
+from ..edges import Edges
 from ..interval import Interval
 from ..kernels import apply_mask
 from ..registry import register
@@ -18,6 +19,7 @@ from ._checks import positive
 
 @register(
     "arctan", saves="input", check=positive("alpha"),
+    edges=Edges(zero=1, neg_inf=0, pos_inf=0, nan=math.nan),
     formula="g · (alpha / 2) / (1 + (π/2 · alpha · x)²)",
     source="Fang et al. 2021 (SpikingJelly ATan surrogate); snnTorch ATan",
 )
@@ -27,6 +29,7 @@ def arctan(ctx, grad_out, input, alpha=2.0):
 
 @register(
     "fast_sigmoid", saves="input", check=positive("slope"),
+    edges=Edges(zero=1, neg_inf=0, pos_inf=0, nan=math.nan),
     formula="g / (1 + slope · |x|)²",
     source="Zenke & Ganguli 2018 (SuperSpike); snnTorch fast_sigmoid",
 )
@@ -36,6 +39,7 @@ def fast_sigmoid(ctx, grad_out, input, slope=25.0):
 
 @register(
     "sigmoid", saves="input", check=positive("slope"),
+    edges=Edges(zero=6.25, neg_inf=0, pos_inf=0, nan=math.nan),
     formula="g · slope · σ(slope · x) · (1 − σ(slope · x))",
     source="Zenke & Vogels 2021; snnTorch sigmoid surrogate",
 )
@@ -46,6 +50,7 @@ def sigmoid(ctx, grad_out, input, slope=25.0):
 
 @register(
     "gaussian", saves="input", check=positive("sigma"),
+    edges=Edges(zero=1 / (0.5 * math.sqrt(2 * math.pi)), neg_inf=0, pos_inf=0, nan=math.nan),
     formula="g · exp(−x² / (2 sigma²)) / (sigma · √(2π))",
     source="Wu et al. 2018 (STBP, Gaussian approximation of the spike derivative)",
 )
@@ -56,6 +61,8 @@ def gaussian(ctx, grad_out, input, sigma=0.5):
 @register(
     "straight_through", saves="mask", mask=Interval(lambda threshold: (-threshold, threshold)),
     check=positive("threshold"),
+    edges=Edges(ends=("-threshold", "threshold"), at_ends=(1, 1), zero=1, neg_inf=0, pos_inf=0,
+                nan=0),
     formula="g · 1[|x| ≤ threshold]",
     source="Bengio et al. 2013; Hubara et al. 2016 (straight-through estimator, saturated)",
 )
