@@ -9,7 +9,7 @@
 The rule in force when a forward runs is the one its backward applies.
 """
 
-from . import diagnostics, kernels, rules, transforms  # noqa: F401  (transforms: built-in rules)
+from . import diagnostics, kernels, rules, schedules, transforms  # noqa: F401  (transforms: rules)
 from .context import RuleContext, exact, normal_like, uniform_like, use
 from .convert import convert, strip
 from .edges import Edges
@@ -19,6 +19,7 @@ from .hook import attach_param_hooks
 from .interval import Interval
 from .registry import RuleError, compose, get, names, register, unregister
 from .rules import Composite, Rule
+from .scheduling import Clock
 from .targeting import Selection, select
 from .wrappers import Activation
 
@@ -29,6 +30,7 @@ __version__ = "2.0.0"
 
 __all__ = [
     "Activation",
+    "Clock",
     "Composite",
     "Edges",
     "FORWARDS",
@@ -47,6 +49,7 @@ __all__ = [
     "names",
     "normal_like",
     "register",
+    "schedules",
     "select",
     "strip",
     "transforms",

@@ -8,6 +8,10 @@ the backward applies that rule wherever and whenever it runs.
 No silent no-ops: a block whose ``layers=`` hold nothing its scopes act on is an
 error at entry, and a block that ends with nothing having taken its rule (no
 freegrad activation or parameter hook ran a forward under it) warns.
+
+A parameter may be a schedule of the optimiser step (:mod:`freegrad.schedules`): the
+block's :class:`~freegrad.scheduling.Clock` counts the steps, and a forward binds the
+schedules' values at the clock's step, as it binds every other parameter.
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ from __future__ import annotations
 import contextvars
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 
 from .registry import get
 from .rules import AnyRule, BoundComposite, BoundRule
+from .scheduling import Clock, ScheduledParams, numeric_values
 from .targeting import as_layers
 
 SCOPES = ("activations", "params")
@@ -51,6 +56,18 @@ class Binding:
     generator: torch.Generator | None = None
     _seeded: dict[torch.device, torch.Generator] = field(default_factory=dict)
     taken: bool = False  # set by current() when a layer or parameter hook binds this rule
+    schedule: ScheduledParams | None = None  # None: no parameter is scheduled
+    _at: tuple[int, Binding] | None = None  # (step, this binding at that step), see at_step
+
+    def at_step(self) -> Binding:
+        """This binding with its schedules' values at the clock's step: what a forward binds
+        (one per step, sharing this one's random source)."""
+        t = self.schedule.clock.t
+        at = self._at
+        if at is None or at[0] != t:
+            at = self._at = (t, replace(self, bound=self.schedule.bound_at(t),
+                                           schedule=None, _at=None))
+        return at[1]
 
     def generator_for(self, device: torch.device) -> torch.Generator | None:
         """The generator stochastic rules draw from on ``device`` (None: torch's global RNG)."""
@@ -70,12 +87,17 @@ class Binding:
 
 @dataclass(frozen=True)
 class RuleContext:
-    """The ``ctx`` a rule receives: which rule runs where, and its random source."""
+    """The ``ctx`` a rule receives: which rule runs where, and its random source.
+
+    ``forward_params`` are the activation's forward parameters (``negative_slope`` of a
+    LeakyReLU, say: what its true derivative needs); empty where there are none.
+    """
 
     rule: str
     scope: str
     forward: str | None
     generator: torch.Generator | None
+    forward_params: Mapping[str, Any] = field(default_factory=dict)
 
 
 def current(scope: str, module: Any = None) -> Binding | None:
@@ -89,7 +111,7 @@ def current(scope: str, module: Any = None) -> Binding | None:
             if binding.bound is None:
                 return None
             binding.taken = True
-            return binding
+            return binding if binding.schedule is None else binding.at_step()
     return None
 
 
@@ -138,7 +160,10 @@ class use:
     Args:
         rule: a registered name (``"rectangular"``), a :class:`~freegrad.rules.Rule`,
             a composite, or a plain ``fn(ctx, grad_out, input, **params)``.
-        params: the rule's parameters; checked against its signature on creation.
+        params: the rule's parameters; checked against its signature on creation. A value
+            may be a schedule of the step (``fg.schedules.linear(1.0, 0.25, 1000)``, or its
+            dict spec ``{"schedule": "linear", ...}``): each forward binds its value at
+            ``clock.t``, checked like any value (an error names the step and the value).
         scope: ``"all"``, ``"activations"``, ``"params"``, or a tuple of them.
         seed: makes stochastic rules (noise, jamming) draw from a generator seeded
             with it, so gradients repeat run after run.
@@ -146,6 +171,9 @@ class use:
             ``get_state()`` with a checkpoint to resume the stream).
         layers: limit the rule to some layers: ``fg.select(model, "features.*")``,
             a module, or modules (with their submodules).
+        clock: the :class:`~freegrad.scheduling.Clock` its schedules read (a new one at
+            step 0 if not given); ``block.step()`` advances it, ``block.clock.attach(opt)``
+            counts ``opt``'s steps. ``block.values()``: the numeric params in force now.
 
     Nested blocks: the innermost block covering a scope wins.
 
@@ -165,13 +193,18 @@ class use:
         seed: int | None = None,
         generator: torch.Generator | None = None,
         layers: Any = None,
+        clock: Clock | None = None,
     ):
         if seed is not None and generator is not None:
             raise ValueError("pass seed or generator, not both")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise TypeError(f"seed must be an int, not {seed!r}")
         self.rule = get(rule)
-        self.bound = self.rule.bind(params)
+        self.params = dict(params or {})
+        self.clock = Clock() if clock is None else clock
+        self.schedule = ScheduledParams.of(self.rule, self.params, self.clock)
+        self.bound = (self.rule.bind(self.params) if self.schedule is None
+                      else self.schedule.bound_at(self.clock.t))
         self.scopes = parse_scope(scope)
         self.layers = as_layers(layers)
         self.seed = seed
@@ -179,7 +212,24 @@ class use:
         self._tokens: list[tuple[contextvars.Token, Binding]] = []
 
     def _binding(self) -> Binding:
-        return Binding(self.bound, self.scopes, self.layers, self.seed, self.generator)
+        return Binding(self.bound, self.scopes, self.layers, self.seed, self.generator,
+                       schedule=self.schedule)
+
+    @property
+    def t(self) -> int:
+        """The step the block's schedules are at (its clock's)."""
+        return self.clock.t
+
+    def step(self, n: int = 1) -> int:
+        """Advance the block's clock by ``n`` steps (after ``optimizer.step()``); the new step."""
+        return self.clock.step(n)
+
+    def values(self) -> dict[str, float]:
+        """The numeric params given to the block, schedules at the current step: what a
+        forward binds now (``mlflow.log_metrics(block.values(), step=block.t)``)."""
+        if self.schedule is None:
+            return numeric_values(self.params)
+        return numeric_values(self.params | self.schedule.values_at(self.clock.t))
 
     def __enter__(self) -> use:
         if self.layers is not None and self.bound is not None:
@@ -210,7 +260,9 @@ class exact(use):
     """
 
     def __init__(self, scope: str | Iterable[str] = "all", *, layers: Any = None):
-        self.bound = None
+        self.bound = self.schedule = None
+        self.params = {}
+        self.clock = Clock()
         self.scopes = parse_scope(scope)
         self.layers = as_layers(layers)
         self.seed = self.generator = None

@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 from .edges import Edges
+from .schedules import is_schedule
 
 SAVES = ("nothing", "mask", "input")
 _EMPTY = inspect.Parameter.empty
@@ -82,6 +83,11 @@ def _rule_parameters(fn: Callable) -> tuple[dict[str, Any], bool]:
 def _check_value_types(rule: str, params: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:
     """Numbers must be finite real numbers; options must keep their default's type."""
     for key, value in params.items():
+        if is_schedule(value):
+            raise TypeError(
+                f"rule {rule!r}: parameter {key}={value!r} is a schedule, which has a value "
+                f"only at a step: give it to fg.use(rule, params), whose forwards bind it"
+            )
         default = defaults.get(key, _EMPTY)
         numeric_default = isinstance(default, numbers.Real) and not isinstance(default, bool)
         if numeric_default and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
