@@ -10,6 +10,7 @@ The rule in force when a forward runs is the one its backward applies.
 """
 
 from . import diagnostics, kernels, rules, schedules, transforms  # noqa: F401  (transforms: rules)
+from .blend import Blend
 from .context import RuleContext, exact, normal_like, uniform_like, use
 from .convert import convert, strip
 from .edges import Edges
@@ -17,7 +18,7 @@ from .forwards import FORWARDS
 from .functional import activation
 from .hook import attach_param_hooks
 from .interval import Interval
-from .registry import RuleError, compose, get, names, register, unregister
+from .registry import RuleError, blend, compose, get, names, register, unregister
 from .rules import Composite, Rule
 from .scheduling import Clock
 from .targeting import Selection, select
@@ -30,6 +31,7 @@ __version__ = "2.0.0"
 
 __all__ = [
     "Activation",
+    "Blend",
     "Clock",
     "Composite",
     "Edges",
@@ -41,6 +43,7 @@ __all__ = [
     "Selection",
     "activation",
     "attach_param_hooks",
+    "blend",
     "compose",
     "convert",
     "diagnostics",

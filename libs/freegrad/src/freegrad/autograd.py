@@ -8,8 +8,9 @@ forward runs; backward never looks at the context in force at backward time.
 
 from __future__ import annotations
 
+import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -18,10 +19,12 @@ from .kernels import fused_forward
 
 
 def run_rule(
-    binding: Binding, scope: str, forward: str | None, grad: torch.Tensor, residual
+    binding: Binding, scope: str, forward: str | None, grad: torch.Tensor, residual,
+    forward_params: Mapping | None = None,
 ) -> torch.Tensor:
     """Apply the bound rule to ``grad`` and check that it returned a usable gradient."""
-    ctx = RuleContext(binding.bound.name, scope, forward, binding.generator_for(grad.device))
+    ctx = RuleContext(binding.bound.name, scope, forward, binding.generator_for(grad.device),
+                      forward_params or {})
     out = binding.bound.backward(ctx, grad, residual)
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"rule {binding.bound.name!r} returned {type(out).__name__}, not a tensor")
@@ -32,6 +35,11 @@ def run_rule(
             f"{grad.dtype} on {grad.device}"
         )
     return out
+
+
+def forward_params(fn: Callable) -> Mapping:
+    """The forward's parameters bound into ``fn`` (:meth:`~freegrad.forwards.Forward.bind`)."""
+    return fn.keywords if isinstance(fn, functools.partial) else {}
 
 
 class ActivationFunction(torch.autograd.Function):
@@ -52,16 +60,19 @@ class ActivationFunction(torch.autograd.Function):
         ctx.save_for_forward(*residual)
         ctx.binding = binding
         ctx.forward = forward
+        ctx.forward_params = forward_params(inputs[1])
 
     @staticmethod
     def backward(ctx, grad):
-        grad_in = run_rule(ctx.binding, "activations", ctx.forward, grad, ctx.saved_tensors)
+        grad_in = run_rule(ctx.binding, "activations", ctx.forward, grad, ctx.saved_tensors,
+                           ctx.forward_params)
         return grad_in, None, None, None
 
     @staticmethod
     def jvp(ctx, x_tangent, *_):
         # The rule's Jacobian is diagonal for elementwise rules, so J v = rule(v).
-        return run_rule(ctx.binding, "activations", ctx.forward, x_tangent, ctx.saved_tensors)
+        return run_rule(ctx.binding, "activations", ctx.forward, x_tangent, ctx.saved_tensors,
+                        ctx.forward_params)
 
 
 class ParamGradFunction(torch.autograd.Function):

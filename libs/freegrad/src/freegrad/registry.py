@@ -3,6 +3,8 @@
 
 Rules themselves - :class:`~freegrad.rules.Rule`, its bound form, composites - live in
 :mod:`freegrad.rules`; their names are importable from here as well, as before.
+``blend(rule, mix)`` (:mod:`freegrad.blend`) mixes a rule with the true derivative; the name
+``"blend(<rule>)"`` gets one too, its ``mix`` given to ``use``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import torch
 
+from .blend import Blend
 from .edges import Edges
 from .rules import SAVES, AnyRule, BoundComposite, BoundRule, Composite, Rule
 
@@ -24,6 +27,7 @@ __all__ = [
     "Composite",
     "Rule",
     "RuleError",
+    "blend",
     "compose",
     "get",
     "names",
@@ -67,7 +71,7 @@ def register(
     def decorate(fn: Callable | AnyRule) -> AnyRule:
         if name in _RULES:
             raise RuleError(f"rule {name!r} is already registered")
-        if isinstance(fn, (Rule, Composite)):
+        if isinstance(fn, (Rule, Composite, Blend)):
             rule = fn.renamed(name)
         else:
             rule = Rule(name, fn, saves=saves, mask=mask, check=check, formula=formula,
@@ -83,13 +87,16 @@ def get(rule: str | Callable | AnyRule) -> AnyRule:
 
     An unknown name is a :class:`RuleError` naming it once, with close names if any:
     ``unknown rule 'rectangulr'; did you mean ['rectangular', ...]? Registered rules: [...]``.
+    ``"blend(<rule>)"`` is :func:`blend` of that rule (unless registered under that name).
     """
-    if isinstance(rule, (Rule, Composite)):
+    if isinstance(rule, (Rule, Composite, Blend)):
         return rule
     if isinstance(rule, str):
         try:
             return _RULES[rule]
         except KeyError:
+            if rule.startswith("blend(") and rule.endswith(")"):
+                return blend(rule[len("blend("):-1])
             close = difflib.get_close_matches(rule, list(_RULES), n=3, cutoff=0.5)
             hint = f"; did you mean {close}?" if close else "."
             raise RuleError(
@@ -127,3 +134,18 @@ def compose(*rules: str | Callable | AnyRule | tuple[Any, Mapping[str, Any]]) ->
         rule.bind(fixed)  # a wrong fixed param fails here, not at backward
         parts.append((rule, dict(fixed)))
     return Composite(parts)
+
+
+def _true_derivative(forward: str) -> Rule:
+    return get(f"d({forward})")
+
+
+def blend(rule: str | Callable | AnyRule, mix: float | Any = None) -> Blend:
+    """``mix · rule + (1 − mix) · true derivative`` (α = ``mix``, 0 ≤ α ≤ 1):
+
+    for an activation y = F(x), ``α · rule(g, x) + (1 − α) · g · F'(x)``, ``F'`` the
+    ``d(F)`` rule of the layer's forward and parameters; on parameter gradients
+    ``α · rule(g) + (1 − α) · g``. ``mix`` may be a number or a schedule
+    (:mod:`freegrad.schedules`), or left out and given to ``use`` (``params={"mix": ...}``).
+    """
+    return Blend(get(rule), mix, _true_derivative)
