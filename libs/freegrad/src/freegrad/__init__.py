@@ -18,6 +18,8 @@ from .forwards import FORWARDS
 from .functional import activation
 from .hook import attach_param_hooks
 from .interval import Interval
+from .learning import learnable, learned_values
+from .primitive import Primitive
 from .registry import RuleError, blend, compose, get, names, register, unregister
 from .rules import Composite, Rule
 from .scheduling import Clock
@@ -37,6 +39,7 @@ __all__ = [
     "Edges",
     "FORWARDS",
     "Interval",
+    "Primitive",
     "Rule",
     "RuleContext",
     "RuleError",
@@ -49,6 +52,8 @@ __all__ = [
     "diagnostics",
     "exact",
     "get",
+    "learnable",
+    "learned_values",
     "names",
     "normal_like",
     "register",

@@ -25,12 +25,16 @@ def run_rule(
     """Apply the bound rule to ``grad`` and check that it returned a usable gradient."""
     ctx = RuleContext(binding.bound.name, scope, forward, binding.generator_for(grad.device),
                       forward_params or {})
-    out = binding.bound.backward(ctx, grad, residual)
+    return check_gradient(binding.bound.name, binding.bound.backward(ctx, grad, residual), grad)
+
+
+def check_gradient(rule: str, out, grad: torch.Tensor) -> torch.Tensor:
+    """``out``, if it is a gradient usable in place of ``grad``; else a clear error."""
     if not isinstance(out, torch.Tensor):
-        raise TypeError(f"rule {binding.bound.name!r} returned {type(out).__name__}, not a tensor")
+        raise TypeError(f"rule {rule!r} returned {type(out).__name__}, not a tensor")
     if out.shape != grad.shape or out.dtype != grad.dtype or out.device != grad.device:
         raise RuntimeError(
-            f"rule {binding.bound.name!r} returned a gradient of shape {tuple(out.shape)}, "
+            f"rule {rule!r} returned a gradient of shape {tuple(out.shape)}, "
             f"{out.dtype} on {out.device}; expected shape {tuple(grad.shape)}, "
             f"{grad.dtype} on {grad.device}"
         )

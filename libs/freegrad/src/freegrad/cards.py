@@ -83,14 +83,40 @@ def _edges(name: str, rule: Rule) -> list[str]:
     return [f"`{name}`", ends or "no interval", *map(describe, values), grad]
 
 
+LEARNABLE_HEADER = """
+## Learnable parameters
+
+The parameters that `fg.learnable(model, rule, param, init)` can make an `nn.Parameter` of
+each layer, kept positive as θ = max(softplus(ρ), tiny) of a raw ρ. The layer's input gets
+the rule at θ;
+θ gets the gradient it would have if the layer's forward were the rule's primitive
+P(x) = ∫₀ˣ rule(s) ds (P(0) = 0): ∂L/∂θ = Σ g · ∂P(x)/∂θ over the layer's elements. At
+x = ±inf ∂P/∂θ is its limit, at NaN it is NaN (0 for `straight_through`, a window).
+
+| rule | parameter | P(x) = ∫₀ˣ rule | ∂P/∂θ |
+|---|---|---|---|
+"""
+
+
+def _learnable(name: str, rule: Rule) -> list[str]:
+    """The rule's rows of the learnable-parameters table (none for most rules)."""
+    primitive = getattr(rule, "primitive", None)
+    if primitive is None:
+        return []
+    return [_row([f"`{name}`", f"`{param}`", primitive.formula, formula])
+            for param, (_, formula) in primitive.grads.items()]
+
+
 def render() -> str:
-    rows, edge_rows = [], []
+    rows, edge_rows, learnable_rows = [], [], []
     for name in registry.names():
         rule = registry.get(name)
         rows.append(_row([f"`{name}`", rule.formula, _params(rule), _saves(rule),
                           "yes" if rule.stochastic else "no", rule.source]))
         edge_rows.append(_row(_edges(name, rule)))
-    return HEADER + "\n".join(rows) + "\n" + EDGES_HEADER + "\n".join(edge_rows) + "\n"
+        learnable_rows += _learnable(name, rule)
+    return (HEADER + "\n".join(rows) + "\n" + EDGES_HEADER + "\n".join(edge_rows) + "\n"
+            + LEARNABLE_HEADER + "\n".join(learnable_rows) + "\n")
 
 
 def main(argv: list[str]) -> None:

@@ -18,6 +18,7 @@ from torch.autograd import forward_ad
 from .autograd import ActivationFunction
 from .context import Binding, current, use
 from .forwards import get_forward
+from .learning import apply_learned
 from .registry import get
 
 
@@ -48,6 +49,10 @@ def apply_activation(
         if native_grad:
             return fn(x)  # no rule: the native op, its own backward, nothing added
         binding = _true_derivative(forward)
+    elif module is not None and "learned" in module._modules:  # fg.learnable's parameters
+        y = apply_learned(x, fn, forward, binding, module)
+        if y is not None:
+            return y
     return ActivationFunction.apply(x, fn, forward, binding)
 
 

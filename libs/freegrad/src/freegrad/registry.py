@@ -17,6 +17,7 @@ import torch
 
 from .blend import Blend
 from .edges import Edges
+from .primitive import Primitive
 from .rules import SAVES, AnyRule, BoundComposite, BoundRule, Composite, Rule
 
 __all__ = [
@@ -56,6 +57,7 @@ def register(
     source: str | None = None,
     stochastic: bool = False,
     edges: Edges | None = None,
+    primitive: Primitive | None = None,
 ):
     """Decorator registering ``fn(ctx, grad_out, input, **params)`` (or a composite) as ``name``.
 
@@ -64,7 +66,9 @@ def register(
     kept when there is one and the rule receives ``input=None`` on parameter gradients (the
     published contract), while a declared mask or "input" makes that an error.
     ``stochastic=True`` marks a rule that draws random numbers; ``edges`` states its backward
-    at the ends of its interval, ±0, ±inf and NaN (:class:`~freegrad.edges.Edges`, on the card).
+    at the ends of its interval, ±0, ±inf and NaN (:class:`~freegrad.edges.Edges`, on the card);
+    ``primitive`` its P(x) = ∫₀ˣ rule and ∂P/∂θ, which make θ learnable
+    (:class:`~freegrad.primitive.Primitive`, :func:`freegrad.learnable`).
     Returns the :class:`Rule`, which is called like the function.
     """
 
@@ -75,7 +79,7 @@ def register(
             rule = fn.renamed(name)
         else:
             rule = Rule(name, fn, saves=saves, mask=mask, check=check, formula=formula,
-                        source=source, stochastic=stochastic, edges=edges)
+                        source=source, stochastic=stochastic, edges=edges, primitive=primitive)
         _RULES[name] = rule
         return rule
 

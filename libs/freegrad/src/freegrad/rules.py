@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 from .edges import Edges
+from .primitive import Primitive
 from .schedules import is_schedule
 
 SAVES = ("nothing", "mask", "input")
@@ -128,6 +129,7 @@ class Rule(_Callable):
         source: str | None = None,
         stochastic: bool = False,
         edges: Edges | None = None,
+        primitive: Primitive | None = None,
     ):
         if saves is None and mask is not None:
             saves = "mask"  # a mask declares its need
@@ -147,7 +149,17 @@ class Rule(_Callable):
         self.source = source or "user rule"
         self.stochastic = stochastic  # draws random numbers (from ctx.generator, see use(seed=))
         self.edges = edges  # its backward at the ends, ±0, ±inf and NaN (freegrad.edges)
+        self.primitive = primitive  # what makes its params learnable (freegrad.primitive)
+        unknown = sorted(set(primitive.grads) - set(self.defaults)) if primitive else []
+        if unknown:
+            raise TypeError(f"rule {name!r}: the primitive's grads name {unknown}, which are "
+                            f"not its parameters {sorted(self.defaults)}")
         self.__doc__ = doc
+
+    @property
+    def learnable(self) -> tuple[str, ...]:
+        """The parameters ``fg.learnable`` can make per-layer ``nn.Parameter``s."""
+        return tuple(self.primitive.grads) if self.primitive is not None else ()
 
     def __repr__(self) -> str:
         return f"Rule({self.name!r})"
@@ -156,7 +168,7 @@ class Rule(_Callable):
         return Rule(
             name, self.fn, saves=None if self.input_optional else self.saves, mask=self.mask,
             check=self.check, formula=self.formula, source=self.source, stochastic=self.stochastic,
-            edges=self.edges,
+            edges=self.edges, primitive=self.primitive,
         )
 
     def resolve(self, params: Mapping[str, Any] | None) -> dict[str, Any]:

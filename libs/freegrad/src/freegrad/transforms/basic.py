@@ -16,6 +16,7 @@ from ..context import normal_like
 from ..edges import Edges
 from ..interval import Interval
 from ..kernels import apply_mask
+from ..primitive import Primitive
 from ..registry import register
 from ._checks import all_of, non_negative, one_of, ordered, positive
 
@@ -33,8 +34,21 @@ def rectangular(ctx, grad_out, mask, a=-0.5, b=0.5):
     return apply_mask(grad_out, mask)
 
 
+def _triangle_primitive(x, width):
+    m = x.abs().clamp(max=width)
+    return torch.sign(x) * (m - m * m / (2 * width))
+
+
+def _triangle_d_width(x, width):
+    m = x.abs().clamp(max=width)
+    return torch.sign(x) * m * m / (2 * width * width)
+
+
 @register(
     "triangular", saves="input", check=positive("width"),
+    primitive=Primitive(
+        _triangle_primitive, "sign(x) · (m − m² / (2 width)), m = min(|x|, width)",
+        {"width": (_triangle_d_width, "sign(x) · m² / (2 width²)")}),
     edges=Edges(ends=("-width", "width"), at_ends=(0, 0), zero=1, neg_inf=0, pos_inf=0,
                 nan=math.nan),
     formula="g · max(0, 1 − |x| / width)", source=f"{PAPER}, triangular derivative",
