@@ -217,3 +217,13 @@ def _check_gradient_at_this_step(model, x, y, block):
     for s, f in zip(scheduled, fixed, strict=True):
         torch.testing.assert_close(s, f, rtol=0, atol=0)
     model.zero_grad()
+
+
+def test_the_guide_shows_the_figure_its_script_draws():
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "libs" / "freegrad" / "docs"
+    assert (docs / "schedules.png").stat().st_size > 10_000
+    assert (docs / "schedules_figure.py").is_file()
+    guide = (docs / "guide.md").read_text(encoding="utf-8")
+    assert "](schedules.png)" in guide and "schedules_figure.py" in guide
