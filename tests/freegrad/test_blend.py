@@ -147,5 +147,9 @@ def test_a_blend_registers_like_a_rule():
         act = fg.Activation("Tanh")
         torch.testing.assert_close(_grad(act, X, "test_warm_rect"),
                                    _grad(act, X, fg.blend("rectangular", mix=0.5)))
+        from freegrad import cards
+
+        assert ("| `test_warm_rect` | mix · [rectangular] + (1 − mix) · [d(F)] | `a=-0.5`, "
+                "`b=0.5`, `mix=0.5` | as its parts | no | blend |") in cards.render()
     finally:
         fg.unregister("test_warm_rect")

@@ -39,9 +39,12 @@ def _params(rule: Rule) -> str:
 def _saves(rule: Rule) -> str:
     """What the rule keeps; a ``saves`` function says it in its docstring's first line (the
     jamming rules': which ``test`` keeps a mask), else it depends on the parameters."""
-    if not callable(rule.saves):
-        return rule.saves
-    doc = inspect.getdoc(rule.saves) if inspect.isfunction(rule.saves) else None
+    saves = getattr(rule, "saves", None)
+    if saves is None:  # a composite or a blend: what its parts keep
+        return "as its parts"
+    if not callable(saves):
+        return saves
+    doc = inspect.getdoc(saves) if inspect.isfunction(saves) else None
     return doc.splitlines()[0] if doc else "depends on the parameters"
 
 
