@@ -28,13 +28,29 @@ def fast_fit_supports(cfg: dict) -> bool:
     return True
 
 
-def fast_fit(spec: dict, cfg: dict, seed: int, data: dict, on_epoch=None):
-    """(rows, where it diverged or None) of one run, as ``loop.fit`` would train it."""
+def _diagnosed(spec: dict, cfg: dict, data: dict, diagnostics):
+    """A ``before_step`` hook that measures ``diagnostics`` on an ``nn`` copy of the run's
+    LeNet-5, loaded with the step's parameters at each step it measures (every ``every``)."""
+    model = build_model(spec, cfg, data["meta"])
+    diag = diagnostics(model)
+    x, y = data["train_x"], data["train_y"]
+
+    def before_step(_, step: int, idx, params) -> None:
+        if step % diag.every == 0:
+            model.load_state_dict(wide_lenet.state_dict(params))
+            diag(step, lambda: loss_fn(model(x[idx]), y[idx]))
+    return before_step
+
+
+def fast_fit(spec: dict, cfg: dict, seed: int, data: dict, on_epoch=None, diagnostics=None):
+    """(rows, where it diverged or None) of one run, as ``loop.fit`` would train it;
+    ``diagnostics(model)`` as ``loop.fit`` takes it (measured on the C++ step's weights)."""
     (result,) = wide_lenet.train(
         [wide_lenet.Member.from_config(cfg, seed)], data,
         batch_size=cfg.get("batch_size", spec["batch_size"]), epochs=spec["epochs"],
         lr=cfg.get("lr", spec["lr"]), momentum=spec["momentum"],
         weight_decay=spec["weight_decay"],
-        on_epoch=None if on_epoch is None else lambda _, row: on_epoch(row))
+        on_epoch=None if on_epoch is None else lambda _, row: on_epoch(row),
+        before_step=None if diagnostics is None else _diagnosed(spec, cfg, data, diagnostics))
     d = result.diverged
     return result.rows, None if d is None else (d.epoch, d.step, d.loss)

@@ -178,14 +178,14 @@ def _fit(task, spec: dict, cfg: dict, seeds: Seeds, data: dict, device, on_epoch
     return rows
 
 
-def _task_trainer(task, spec: dict, cfg: dict, device, diagnostics, engine: str):
+def _task_trainer(task, spec: dict, cfg: dict, device, engine: str):
     """The task's own trainer for this run (``task.fast_fit``), or None: ``engine`` is
-    "autograd", the task has none, the run is not on the CPU, is diagnosed or compiled, or
-    the trainer does not support its configuration (``task.fast_fit_supports``)."""
+    "autograd", the task has none, the run is not on the CPU or is compiled, or the trainer
+    does not support its configuration (``task.fast_fit_supports``)."""
     if engine not in ("auto", "autograd"):
         raise ValueError(f"engine {engine!r}: 'auto' or 'autograd'")
     fast = getattr(task, "fast_fit", None)
-    if (engine == "autograd" or fast is None or diagnostics is not None or spec.get("compile")
+    if (engine == "autograd" or fast is None or spec.get("compile")
             or torch.device(device).type != "cpu" or spec.get("optimizer", "sgd") != "sgd"):
         return None
     return fast if task.fast_fit_supports(cfg) else None
@@ -201,9 +201,9 @@ def fit(task, spec: dict, cfg: dict, seed: int, data: dict, device, on_epoch=Non
     ``Diverged`` with the rows so far.  ``engine``: "auto" trains with the task's own
     trainer where it has one for this run (LeNet-5: ``tasks.wide_lenet``, the same run to
     float rounding, about twice as fast), "autograd" always with the loop below."""
-    fast = _task_trainer(task, spec, cfg, device, diagnostics, engine)
+    fast = _task_trainer(task, spec, cfg, device, engine)
     if fast is not None:
-        rows, diverged = fast(spec, cfg, seed, data, on_epoch)
+        rows, diverged = fast(spec, cfg, seed, data, on_epoch, diagnostics)
         if diverged is not None:
             raise Diverged(*diverged, rows)
         return rows

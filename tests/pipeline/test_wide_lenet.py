@@ -262,3 +262,28 @@ def test_the_loop_trains_lenet_with_it_and_falls_back_without_it(data, monkeypat
 def test_unsupported_members_are_refused(member, message):
     with pytest.raises(ValueError, match=message):
         W.check_members([member])
+
+
+def test_a_diagnosed_run_measures_the_same_directions_on_the_c_step(data):
+    """Gradient diagnostics of a run trained by the C++ step, measured on an nn copy of its
+    weights, agree with the autograd loop's to rounding (cosine, sign agreement, norm ratio)."""
+    from freegrad.diagnostics import GradientDiagnostics
+
+    name, sp = "relu_full_jam", spec()
+    cfg, made = CASES[name], {}
+
+    def factory(engine):
+        def make(model):
+            made[engine] = GradientDiagnostics(model, cfg["backward"],
+                                               dict(cfg["rule_params"]) or None,
+                                               "activations", every=3, seed=0)
+            return made[engine]
+        return make
+
+    for engine in ("auto", "autograd"):
+        loop.fit(lenet5, sp, cfg, 0, data, "cpu", diagnostics=factory(engine), engine=engine)
+    fast, slow = made["auto"].history, made["autograd"].history
+    assert [s for s, _ in fast] == [s for s, _ in slow] and len(fast) >= 2
+    for (_, a), (_, b) in zip(fast, slow, strict=True):
+        for layer in b:
+            assert a[layer] == pytest.approx(b[layer], rel=1e-3, abs=1e-4), layer

@@ -57,9 +57,11 @@ derivative, and the freegrad rules d(Linear), d(ReLU), d(ReLU6), d(HardTanh), d(
 d(Logistic), d(Tanh), d(Heaviside), d(Sign), rectangular, triangular, straight_through, scale,
 noise (additive, multiplicative), full_jam, positive_jam, rectangular_jam (mode scale or sign,
 test input or grad); scope "activations" (or "all": LeNet5 has no parameter hooks); SGD with
-momentum and weight decay; a learning rate per member. Not supported (ValueError, or not
-offered): other forwards or rules (clip_norm, centralize, the smooth surrogates, composites,
-user rules), scope "params", Adam, nesterov, dampening, gradient diagnostics, torch.compile,
+momentum and weight decay; a learning rate per member; gradient diagnostics through
+``before_step`` (``tasks.lenet5`` measures them on an ``nn`` copy loaded with the step's
+weights). Not supported (ValueError, or not offered): other forwards or rules (clip_norm,
+centralize, the smooth surrogates, composites, user rules), scope "params", Adam, nesterov,
+dampening, torch.compile,
 models other than LeNet-5 on 28x28 single-channel images, GPUs.
 """
 

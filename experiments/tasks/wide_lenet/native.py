@@ -98,10 +98,11 @@ def _evaluate(ext, st: _State, x, y, n_classes: int, tile: int, chunk: int
 
 
 def _epoch(ext, active: list, data: tuple, n_classes: int, epoch: int, step: int,
-           hyper: dict) -> tuple[list, int]:
+           hyper: dict, before_step=None) -> tuple[list, int]:
     """One pass of every active member over the training set; per member (loss sum, correct
     count), and the step count after it.  A member whose loss turns non-finite stops before
-    that step's update (``diverged``)."""
+    that step's update (``diverged``).  ``before_step(state, step, idx)``, if given, sees each
+    member's parameters before each of its steps (``step`` counted from 0)."""
     x, y = data
     n, batch_size = len(x), hyper["batch_size"]
     perms = [torch.randperm(n, generator=st.order) for st in active]
@@ -112,6 +113,8 @@ def _epoch(ext, active: list, data: tuple, n_classes: int, epoch: int, step: int
             if st.diverged is not None:
                 continue
             idx = perms[j][i:i + batch_size]
+            if before_step is not None:
+                before_step(st, step - 1, idx)
             loss, correct = ext.step(
                 st.params, st.grad, st.mom, st.mom_init, n_classes, x, y, idx, st.fwd,
                 st.rule.spec, *st.draws(len(idx)), st.lr, hyper["momentum"],
@@ -127,14 +130,16 @@ def _epoch(ext, active: list, data: tuple, n_classes: int, epoch: int, step: int
 
 def train(members: list[Member], data: dict, *, batch_size: int, epochs: int, lr: float = 0.01,
           momentum: float = 0.0, weight_decay: float = 0.0, eval_batch: int = EVAL_BATCH,
-          tile: int = TILE, on_epoch=None) -> list[Result]:
+          tile: int = TILE, on_epoch=None, before_step=None) -> list[Result]:
     """Train ``members`` on ``data`` (``models.prepare_images``' dict: ``train_x`` (N, 1, 28,
     28) in [0, 1], ``train_y``, ``test_x``, ``test_y``, ``meta`` with ``classes``); one
     ``Result`` per member, in order.  RuntimeError where the C++ step cannot be built.
 
     ``seconds`` in a row is the epoch's wall time (training pass and test evaluation) divided
     by the members that trained it. ``on_epoch(member_index, row)`` is called after every
-    epoch of every member."""
+    epoch of every member; ``before_step(member_index, step, idx, params)`` before each of a
+    member's steps (``step`` from 0, ``idx`` the batch's indices, ``params`` its packed
+    parameters, for gradient diagnostics)."""
     check_members(members)
     ext = extension()
     if ext is None:
@@ -154,7 +159,9 @@ def train(members: list[Member], data: dict, *, batch_size: int, epochs: int, lr
         if not active:
             break
         t0 = time.perf_counter()
-        sums, step = _epoch(ext, active, (x, y), n_classes, epoch, step, hyper)
+        hook = None if before_step is None else (
+            lambda st, k, idx: before_step(states.index(st), k, idx, st.params))
+        sums, step = _epoch(ext, active, (x, y), n_classes, epoch, step, hyper, hook)
         done = [(j, st) for j, st in enumerate(active) if st.diverged is None]
         tests = [_evaluate(ext, st, tx, ty, n_classes, tile, eval_batch) for _, st in done]
         seconds = (time.perf_counter() - t0) / len(active)
