@@ -17,16 +17,15 @@ from experiments.config.checks import validate
 from experiments.config.experiment import Experiment, load, resolve
 from experiments.config.grids import expand, setting_of
 from experiments.config.schema import (
-                                       CONTROL_RULES,
-                                       DATASETS,
-                                       DEFAULT_SCOPE,
-                                       PROFILES,
-                                       STRUCTURE,
-                                       TRUE_DERIVATIVE,
-                                       ParamsError,
+    DATASETS,
+    DEFAULT_SCOPE,
+    PROFILES,
+    STRUCTURE,
+    TRUE_DERIVATIVE,
+    ParamsError,
 )
 from experiments.config.tasks import TASKS, task_module
 
-__all__ = ["CONTROL_RULES", "DATASETS", "DEFAULT_SCOPE", "PROFILES", "STRUCTURE", "TASKS",
+__all__ = ["DATASETS", "DEFAULT_SCOPE", "PROFILES", "STRUCTURE", "TASKS",
            "TRUE_DERIVATIVE", "Experiment", "ParamsError", "expand", "load", "resolve",
            "setting_of", "task_module", "validate"]

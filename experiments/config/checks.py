@@ -8,7 +8,6 @@ from experiments.config.grids import expand
 from experiments.config.schema import (
     CLAIMS_KEYS,
     CONFIG_KEYS,
-    CONTROL_RULES,
     DATA_KEYS,
     DATASETS,
     DEFAULT_SCOPE,
@@ -25,6 +24,7 @@ from experiments.config.schema import (
     STRUCTURE,
     TOP_KEYS,
     TRUE_DERIVATIVE,
+    TUNING_KEYS,
     ParamsError,
     check_keys,
     choice,
@@ -95,6 +95,29 @@ def _check_configs(where: str, configs: dict, config_schema: dict, lenient: bool
         _check_rule(f"{where}.configs.{cname}", cfg)
 
 
+def _check_tuning(where: str, tuning: dict | None, partial: bool = False) -> None:
+    """The learning-rate search: a grid of positive rates, positive epochs, seeds, and a
+    validation split (a count of training examples, or a fraction in (0, 1))."""
+    if tuning is None:
+        return
+    check_keys(where, tuning, TUNING_KEYS, () if partial else tuple(TUNING_KEYS))
+    _check_positive(where, tuning, ("epochs",))
+    lrs = tuning.get("lr", [1.0])
+    if not lrs or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+                          for v in lrs) or lrs != sorted(set(lrs)):
+        raise ParamsError(f"{where}.lr: expected increasing positive learning rates, got {lrs!r}")
+    if tuning.get("widen", 0) < 0:
+        raise ParamsError(f"{where}.widen: must be 0 or more, got {tuning['widen']!r}")
+    if "seeds" in tuning and (not tuning["seeds"] or not all(
+            isinstance(s, int) and not isinstance(s, bool) for s in tuning["seeds"])):
+        raise ParamsError(f"{where}.seeds: expected a non-empty list of integers, got "
+                          f"{tuning['seeds']!r}")
+    held = tuning.get("validation", 1)
+    if held <= 0 or (isinstance(held, float) and held >= 1):
+        raise ParamsError(f"{where}.validation: expected a count of training examples (an "
+                          f"integer > 0) or a fraction in (0, 1), got {held!r}")
+
+
 def _check_figures(where: str, figures: list, configs: dict) -> None:
     axes = {a for cfg in configs.values() for a in cfg["axes"]}
     for i, fig in enumerate(figures):
@@ -119,6 +142,9 @@ def _check_profiles(where: str, spec: dict, schema: dict, lenient: bool) -> None
                                overrides["diagnostics"], configs)
         for cname in overrides.get("select", []):
             choice(f"{where}.profiles.{pname}.select", cname, list(configs))
+        if "tuning" in overrides:  # merged into the experiment's: any subset of the keys
+            _check_tuning(f"{where}.profiles.{pname}.tuning", overrides["tuning"],
+                          partial=spec.get("tuning") is not None)
 
 
 def _validate_experiment(name: str, spec: dict, module=None, claims=()) -> None:
@@ -143,6 +169,7 @@ def _validate_experiment(name: str, spec: dict, module=None, claims=()) -> None:
     if "diagnostics" in spec:
         _check_diagnostics(f"{where}.diagnostics", spec["diagnostics"], spec["configs"])
     _check_figures(f"{where}.figures", spec.get("figures", []), spec["configs"])
+    _check_tuning(f"{where}.tuning", spec.get("tuning"))
     _check_profiles(where, spec, schema, lenient)
     for cname in spec.get("select", []):
         choice(f"{where}.select", cname, list(spec["configs"]))
@@ -159,7 +186,7 @@ def validate(params: dict, import_modules: bool = True) -> dict:
                     tuple(ONES_BNN_KEYS))
     if "claims" in params:
         check_keys("claims", params["claims"], CLAIMS_KEYS, tuple(CLAIMS_KEYS))
-        choice("claims.control", params["claims"]["control"], CONTROL_RULES)
+        _check_positive("claims", params["claims"], ("delta",))
     try:  # where runs execute (experiments/training/executor.py); no stage's param
         Executor.from_params(params)
     except ExecutorError as e:

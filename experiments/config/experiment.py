@@ -80,6 +80,14 @@ class Experiment:
     name: str
     profile: str
     spec: dict = field(hash=False, compare=False)
+    # "final": the runs the stage reports; "tuning": its learning-rate search on the
+    # validation split (experiments/training/tuning.py), tracked apart in MLflow
+    phase: str = "final"
+
+    @property
+    def tracking_name(self) -> str:
+        """Its MLflow experiment: ``<name>``, or ``<name>-tuning`` for the search."""
+        return self.name if self.phase == "final" else f"{self.name}-{self.phase}"
 
     @classmethod
     def of(cls, params: dict, name: str, profile: str | None = None) -> Experiment:

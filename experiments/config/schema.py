@@ -12,12 +12,11 @@ DATA_KEYS = {"mirror": (str, type(None)), "ones": dict, "ones_bnn": dict}
 ONES_KEYS = {"d": int, "n": int, "tau": float, "test_fraction": float, "seed": int}
 # "Ones" for the binary units: one set per input size d.
 ONES_BNN_KEYS = {**ONES_KEYS, "d": list}
-# How reports/claims.{md,json} judge a configuration against its baseline.
-CLAIMS_KEYS = {"metric": str, "tolerance": float, "k_std": float, "min_baseline": float,
-               "control": str, "statements": dict}
-# How "our control" is picked among a baseline's candidates (``controls_of``).
-# How "our control" is picked among a baseline's candidates (analysis.comparisons).
-CONTROL_RULES = {"best_mean": "the highest mean of the metric over seeds"}
+# How reports/claims.{md,json} judge a configuration against its reference.
+CLAIMS_KEYS = {"metric": str, "delta": float, "min_baseline": float, "statements": dict}
+# The learning-rate search every arm of an experiment gets alike (experiments/training/tuning.py).
+TUNING_KEYS = {"lr": list, "widen": int, "epochs": int, "seeds": list,
+               "validation": (int, float)}
 # Gradient-direction diagnostics during training (freegrad.diagnostics).
 DIAGNOSTICS_KEYS = {"every": int, "seeds": list, "configs": list}
 EXPERIMENT_KEYS = {
@@ -42,6 +41,8 @@ EXPERIMENT_KEYS = {
     "train_limit": int,
     "test_limit": int,
     "diagnostics": dict,
+    # the learning-rate search on a validation split (TUNING_KEYS); null: none
+    "tuning": (dict, type(None)),
     # torch CPU threads for the stage (default: torch's choice); 1 suits tiny models
     "threads": int,
     # wrap the model in torch.compile (default false: see benchmarks/bench_epoch.py)

@@ -138,10 +138,13 @@ def _by_config(runs: list[Run]) -> dict[str, list[Run]]:
     return out
 
 
-def details_of(experiment, meta: dict, runs: list[Run]) -> dict:
+def details_of(experiment, meta: dict, runs: list[Run], chance: dict,
+               tuning: dict | None = None) -> dict:
     """What ``reports/runs/<name>.json`` holds for ``experiment`` (a
-    ``config.Experiment``): settings, data, per configuration its fields, summary over seeds
-    and every run's metrics."""
+    ``config.Experiment``): settings, data, per configuration its fields, the accuracy a
+    failed run counts as (``chance``: configuration -> chance accuracy), summary over seeds
+    and every run's metrics; and the record of its learning-rate search (``tuning``), if
+    any."""
     name, spec, extra = experiment.name, experiment.spec, experiment.task_config_keys
     configs = {}
     for cname, cruns in _by_config(runs).items():
@@ -150,7 +153,8 @@ def details_of(experiment, meta: dict, runs: list[Run]) -> dict:
             **{k: cfg[k] for k in ("forward", "backward", "rule_params", "provenance")},
             "batch_size": cfg.get("batch_size", spec["batch_size"]),
             "lr": cfg.get("lr", spec["lr"]),
-            **{k: cfg[k] for k in extra if k in cfg},
+            **{k: cfg[k] for k in (*extra, "tuned_from") if k in cfg},
+            "chance_accuracy": chance[cname],
             "summary": summaries(cruns),
             "diverged": sum(r.diverged for r in cruns),
             "runs": {f"seed_{r.seed}": r.record() for r in cruns},
@@ -159,7 +163,7 @@ def details_of(experiment, meta: dict, runs: list[Run]) -> dict:
             "title": spec["title"], "dataset": spec["dataset"],
             "settings": {k: spec[k] for k in SETTINGS}
             | {k: spec[k] for k in ("train_limit", "test_limit") if k in spec},
-            "data": meta, "configs": configs}
+            "data": meta, **({"tuning": tuning} if tuning else {}), "configs": configs}
 
 
 def timings_of(name: str, device: str, threads: int, runs: list[Run], stage_seconds: float

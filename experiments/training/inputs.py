@@ -1,9 +1,15 @@
 """The data a unit trains on: its experiment's dataset prepared by the task, once per
 process, and each configuration's part of it (``train_limit`` / ``test_limit`` keep the
-first N examples: a deterministic subset, for the quick and smoke profiles)."""
+first N examples: a deterministic subset, for the quick and smoke profiles).  The
+learning-rate search (``experiment.phase == "tuning"``) trains on the training set less its
+last ``tuning.validation`` examples and is evaluated on those (``holdout``): its "test" data
+are the validation split, and it never sees the test set."""
 
 from __future__ import annotations
 
+import torch
+
+from experiments.config import ParamsError
 from experiments.results import datasets
 
 _PREPARED: dict[tuple, dict] = {}  # this process's prepared data, by what it came from
@@ -34,11 +40,39 @@ def experiment_data(experiment, device) -> dict:
     return _PREPARED[key]
 
 
+def holdout(data: dict, validation: int | float) -> dict:
+    """The training set less its last ``validation`` examples (a count, or a fraction of the
+    training set), as training data, and those examples as the evaluation ("test") data;
+    the test set itself is dropped."""
+    n = len(data["train_x"])
+    held = validation if isinstance(validation, int) else round(validation * n)
+    if not 0 < held < n:
+        raise ParamsError(f"tuning.validation: {validation!r} holds out {held} of the {n} "
+                          "training examples; it must leave some to train on and hold out one "
+                          "or more")
+    kept = n - held
+    return {**data, "train_x": data["train_x"][:kept], "train_y": data["train_y"][:kept],
+            "test_x": data["train_x"][kept:], "test_y": data["train_y"][kept:],
+            "meta": {**data["meta"], "train_n": kept, "test_n": held,
+                     "evaluated_on": f"validation: the last {held} of {n} training examples"}}
+
+
 def configuration_data(experiment, data: dict, cname: str) -> dict:
     """What configuration ``cname`` trains on: ``task.config_data(data, cfg)`` where the task
     defines one (binary_unit: one data set per input size), else ``data``; cut to the
-    limits."""
+    limits; for the learning-rate search, its validation split (``holdout``)."""
     task = experiment.task
     if hasattr(task, "config_data"):
         data = task.config_data(data, experiment.config(cname))
-    return limit(data, experiment.spec)
+    data = limit(data, experiment.spec)
+    if experiment.phase == "tuning":
+        data = holdout(data, experiment.spec["tuning"]["validation"])
+    return data
+
+
+def chance_accuracy(data: dict) -> float:
+    """The accuracy of always answering the commonest evaluation label: what a failed
+    (diverged) run counts as."""
+    _, counts = torch.unique(data["test_y"].reshape(len(data["test_y"]), -1), dim=0,
+                             return_counts=True)
+    return round(float(counts.max()) / len(data["test_y"]), 6)

@@ -49,13 +49,20 @@ def _run_params(job, seed: int, meta: dict) -> dict:
             "rule": binding.rule_fields(job.cfg), "data": meta}
 
 
-def description(name: str, spec: dict) -> str:
+def description(experiment) -> str:
     """The MLflow experiment's description: what it reproduces and where it comes from."""
-    return (f"{spec['title']}. Reproduces an experiment of Troiano et al. 2025 (arXiv "
+    name, spec = experiment.name, experiment.spec
+    text = (f"{spec['title']}. Reproduces an experiment of Troiano et al. 2025 (arXiv "
             f"2509.07236); DVC stage train@{name}, settings in params.yaml "
             f"(experiments.{name}). One run per (configuration, seed): the tag `config` "
             "groups a configuration's seeds; final_test_acc, best_test_acc and "
             "epochs_to_target are each run's results.")
+    if experiment.phase == "tuning":
+        text += (" These are the stage's learning-rate search runs (experiments.<name>."
+                 "tuning): configuration <config>@lr<rate>, trained on the training set less "
+                 "its validation split, and their test_* metrics are measured on that "
+                 "validation split, never on the test set.")
+    return text
 
 
 def _log_artifacts(mlrun, run: Run) -> None:
@@ -109,10 +116,11 @@ def train_run(job, seed: int, data: dict, device, progress: Progress | None = No
     diverged).  ``trained``: this seed's rows when it was trained stacked with its
     siblings."""
     progress = progress or Progress()
-    name = job.experiment.name
+    name = job.experiment.tracking_name
     with tracking.start(name, f"{job.config}-seed{seed}", _run_params(job, seed, data["meta"]),
-                        {**job.tags, "config": job.config, "seed": seed},
-                        description(name, job.experiment.spec)) as mlrun:
+                        {**job.tags, "config": job.config, "seed": seed,
+                         "phase": job.experiment.phase},
+                        description(job.experiment)) as mlrun:
         try:
             rows, diag = _train(mlrun, job, seed, data, device, trained, progress)
         except loop.Diverged as e:

@@ -84,11 +84,15 @@ class RunCache:
     def key_of(self, job) -> str:
         """A unit's entry: besides the stage's deps and profile, everything that decides
         its runs (the experiment's settings, the configuration, seeds, threads, which seeds
-        are diagnosed)."""
+        are diagnosed; for a search run, its validation split)."""
         spec, cfg = job.experiment.spec, job.cfg
-        settings = {k: v for k, v in spec.items() if k not in ("configs", "seeds")}
+        # the search's settings decide a final run only through its rate (in ``cfg``)
+        settings = {k: v for k, v in spec.items() if k not in ("configs", "seeds", "tuning")}
+        phase = job.experiment.phase
+        held = {} if phase == "final" else {"phase": phase,
+                                            "validation": spec["tuning"]["validation"]}
         return self.key(settings=settings, config=cfg, seeds=list(job.seeds),
-                        threads=job.threads,
+                        threads=job.threads, **held,
                         diagnosed=[binding.diagnosed(spec, cfg, job.config, s)
                                    for s in job.seeds])
 

@@ -3,7 +3,8 @@
     python -m experiments.training suc
 
 Reads ``params.yaml`` (the active ``profile`` and ``experiments.<name>``, resolved by
-``experiments.config``), trains every unit of the experiment (``units``: reusing the run
+``experiments.config``), trains every unit of the experiment (``tuning``: first the learning-rate search on a
+validation split, where the experiment has one; ``units``: reusing the run
 cache's kept runs, on the executor of ``params``; ``run``: one MLflow run per
 (configuration, seed); ``loop``: the training itself) and writes the stage's outputs
 (``experiments.results.records``).
@@ -24,7 +25,7 @@ from experiments import config
 from experiments.config import Experiment
 from experiments.results import paths, records
 from experiments.results.datasets import DataError
-from experiments.training import environment, inputs, tracking, units
+from experiments.training import environment, inputs, tracking, tuning, units
 from experiments.training.executor import Executor, ExecutorError
 from experiments.training.run import Progress
 from experiments.training.runcache import RunCache
@@ -46,8 +47,10 @@ def _train_all(experiment: Experiment, jobs: list, cache: RunCache, executor: Ex
 
 def run_experiment(name: str, params: dict | None = None, root: Path | None = None) -> dict:
     """Train every configuration and seed of ``name`` (reusing kept runs, on the executor
-    of ``params``); write metrics, runs, curves, diagnostics, timings (under ``root``,
-    default the repository).  Returns the details written to ``reports/runs/<name>.json``."""
+    of ``params``): first its learning-rate search where it has ``tuning``
+    (``experiments.training.tuning``), then its configurations and their tuned twins; write
+    metrics, runs, curves, diagnostics, timings (under ``root``, default the repository).
+    Returns the details written to ``reports/runs/<name>.json``."""
     params = params if params is not None else config.load()
     experiment = Experiment.of(params, name)
     layout = paths.Layout(root) if root is not None else paths.LAYOUT
@@ -64,13 +67,24 @@ def run_experiment(name: str, params: dict | None = None, root: Path | None = No
             "device": device.type}
     cache = RunCache.for_stage(name, experiment.profile, layout)
     checkout = units.Checkout(str(paths.ROOT), cache.context["dependencies"])
-    jobs = units.jobs_of(experiment, threads, checkout, tags)
-    log.info("train@%s: profile=%s device=%s threads=%d runs=%d epochs=%d executor=%s", name,
-             experiment.profile, device.type, threads, sum(job.n_runs for job in jobs),
-             experiment.spec["epochs"], executor.describe())
-    runs = _train_all(experiment, jobs, cache, executor)
-    details = records.details_of(experiment, data["meta"], runs)
-    timings = records.timings_of(name, device.type, threads, runs, time.perf_counter() - t_stage)
+
+    def train(exp: Experiment) -> list:
+        jobs = units.jobs_of(exp, threads, checkout, tags)
+        log.info("train@%s (%s): profile=%s device=%s threads=%d runs=%d epochs=%d executor=%s",
+                 name, exp.phase, exp.profile, device.type, threads,
+                 sum(job.n_runs for job in jobs), exp.spec["epochs"], executor.describe())
+        return _train_all(exp, jobs, cache, executor)
+
+    searched, search = [], None
+    if experiment.spec.get("tuning"):
+        search, searched = tuning.search(experiment, train, data)
+        experiment = tuning.tuned_experiment(experiment, search)
+    runs = train(experiment)
+    chance = {c: inputs.chance_accuracy(inputs.configuration_data(experiment, data, c))
+              for c in experiment.spec["configs"]}
+    details = records.details_of(experiment, data["meta"], runs, chance, search)
+    timings = records.timings_of(name, device.type, threads, searched + runs,
+                                 time.perf_counter() - t_stage)
     records.write_outputs(name, details, runs, timings, layout)
     return details
 
