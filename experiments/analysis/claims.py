@@ -1,331 +1,187 @@
-"""The ``claims`` stage: the paper's claims judged from the DVC metrics.
+"""The ``claims`` stage: the study's claims judged from the runs.
 
     python -m experiments.analysis.claims
 
-Reads ``reports/metrics/<experiment>.json`` (mean and std over seeds per
-configuration), ``reports/runs/<experiment>.json`` (seeds, profile) and the
-``claims`` section of params.yaml, and writes
+Reads ``reports/runs/<experiment>.json`` (every seed's metrics, each configuration's chance
+accuracy, the learning-rate search) and the ``claims`` section of params.yaml, and writes
 
-* ``reports/claims.json`` - a list of objects, one per (alternative rule,
-  true-derivative baseline) pair, with ``id, claim, experiment, baseline, config,
-  metric, baseline_mean, baseline_std, config_mean, config_std, diff_mean`` (the
-  difference of the means), ``diff_std`` (its spread), ``n_seeds, verdict`` (plus
-  ``claim_id``, ``kind``), and the same pair judged against "our control":
-  ``control`` (its name), ``control_candidates``, ``control_is_baseline``,
-  ``control_mean, control_std, control_diff, control_diff_std, control_verdict``;
-  ``kind: aggregate`` objects for a grid with ``aggregate``; then one ``kind: summary``
-  object per claim (``id`` = ``claim_<name>``) with ``verdict``, ``counts`` (rows per
-  verdict) and ``worst_diff`` (the lowest difference of its rows), and the same against
-  our control: ``control_verdict``, ``control_counts``, ``control_worst_diff``, and
-  ``control_not_baseline`` (rows whose control is not their baseline);
-* ``reports/claims.md`` - the same, readable, with the rules explained.
+* ``reports/claims.json`` - one object per row (``kind: row``): a configuration a claim is
+  about against the reference its grid's ``baseline`` names (``comparisons.baseline_of``),
+  with ``id, claim_id, claim, experiment, config, reference, metric, coincides_with`` and
+  its two readings (``readings``): ``paper`` (both at their grid's learning rate) and
+  ``tuned`` (each at the rate its search chose on the validation split; null without a
+  search), each with ``config, reference, config_lr, reference_lr, seeds, n, pairing,
+  config_mean, config_std, reference_mean, reference_std, diff, low, high, diverged,
+  verdict`` (``verdicts``); ``kind: aggregate`` objects over a grid's ``aggregate`` axis;
+  then one ``kind: summary`` object per claim (``id`` = ``claim_<name>``) with ``rows`` and
+  per reading ``verdict, counts, worst_diff``;
+* ``reports/claims.md`` - the same, readable, with the rule explained.
 
-Our control: the paper-setting baseline may not learn at all (LeNet-5, Logistic /
-d(Logistic) at SGD lr 0.01, stays at chance), and then every row judged against it is
-inconclusive.  So each row is also judged against the best of its candidates
-(``comparisons.controls_of``: its baseline and the configurations that differ from it only in
-a setting its grid's ``baseline`` leaves free, e.g. lenet's ``standard_lr<lr>``), by the
-rule ``claims.control`` of params.yaml: ``best_mean``, the candidate present in the
-metrics with the highest mean of the claims metric over seeds (ties: the earlier, the
-baseline first).  It is chosen on the very seeds and test accuracy it is compared on,
-which favours the control.  A row with no other candidate has its baseline as control:
-both verdicts coincide.
-
-Nothing here is typed by hand: every number comes from a metrics file, every
-verdict from ``verdict`` below (the rule is stated in params.yaml and in the
-Markdown), every pairing from the configurations' ``baseline`` and ``claims`` in
-params.yaml (never from their names).  A configuration missing from the metrics (not
-run in this profile) gives no row, and is no candidate for a control.
+Rows whose configurations ran identical runs (e.g. a jamming window that never closes is
+full jamming) are one row: the first keeps them, naming the others in ``coincides_with``.
+Nothing here is typed by hand: every number comes from a runs file, every pairing from the
+configurations' ``baseline`` and ``claims`` in params.yaml (never from their names).
 """
 
 from __future__ import annotations
 
-import math
 import sys
 
 from experiments import config
-from experiments.analysis import comparisons, tables
-from experiments.analysis.verdicts import (
-    INCONCLUSIVE,
-    NOT_SUPPORTED,
-    SUPPORTED,
-    control_rule,
-    pick_control,
-    summary_verdict,
-    verdict,
-    with_mean,
-)
-from experiments.config import CONTROL_RULES
+from experiments.analysis import comparisons, readings, tables
+from experiments.analysis.verdicts import READINGS, VERDICTS, summary_verdict
 from experiments.results import files, paths
-from experiments.results.records import DIGITS, read_reports
+from experiments.results.records import read_reports
 
 
 def pairs(experiment: str, spec: dict, present) -> list[dict]:
-    """The (row id, claim, baseline, config) pairs of an experiment's configurations that
-    were run (``present``): each configuration that names ``claims`` against the baseline
-    its grid's ``baseline`` picks (``comparisons.baseline_of``), by axis values."""
+    """The (row id, claim, reference, config) pairs of an experiment's configurations that
+    were run (``present``): each configuration that names ``claims`` against the reference
+    its grid's ``baseline`` picks, by axis values."""
     out = []
     for cname, cfg in spec["configs"].items():
-        base = comparisons.baseline_of(cname, spec)
-        if base is None or cname not in present or base not in present:
+        ref = comparisons.baseline_of(cname, spec)
+        if ref is None or cname not in present or ref not in present:
             continue
         for claim in cfg["claims"]:
             suffix = f"_{claim}" if len(cfg["claims"]) > 1 else ""
             out.append({"id": f"{experiment}_{cname}{suffix}", "claim_id": claim,
-                        "experiment": experiment, "baseline": base, "config": cname,
-                        "axes": cfg["axes"], "aggregate": cfg["aggregate"],
-                        "baseline_axes": spec["configs"][base]["axes"]})
+                        "experiment": experiment, "config": cname, "reference": ref,
+                        "axes": cfg["axes"], "aggregate": cfg["aggregate"]})
     return out
 
 
-def _r(x):
-    return None if x is None else round(x, DIGITS)
+def _row(p: dict, details: dict, settings: dict) -> dict:
+    return {"id": p["id"], "claim_id": p["claim_id"],
+            "claim": settings["statements"][p["claim_id"]], "experiment": p["experiment"],
+            "kind": "row", "config": p["config"], "reference": p["reference"],
+            "metric": settings["metric"], "coincides_with": [],
+            **readings.readings(details, p["config"], p["reference"], settings)}
 
 
-def _compare(ref: dict, c: dict) -> tuple[float, float]:
-    """(difference, spread) of configuration summary ``c`` against ``ref``."""
-    # rounded as the metrics are, so a diff of exactly -tolerance counts as within it
-    return (round(c["mean"] - ref["mean"], DIGITS),
-            round(math.hypot(ref["std"] or 0.0, c["std"] or 0.0), DIGITS))
-
-
-def _row(p: dict, b: dict, c: dict, k: dict, settings: dict, n_seeds) -> dict:
-    """One compared pair: baseline summary ``b``, configuration summary ``c``, and the
-    summary ``k`` of our control ``p["control"]``."""
-    diff, spread = _compare(b, c)
-    cdiff, cspread = _compare(k, c)
-    agg = p["aggregate"]
-    return {"id": p["id"], "claim": settings["statements"][p["claim_id"]],
-            "experiment": p["experiment"], "baseline": p["baseline"], "config": p["config"],
-            "metric": settings["metric"], "baseline_mean": b["mean"], "baseline_std": b["std"],
-            "config_mean": c["mean"], "config_std": c["std"], "diff_mean": _r(diff),
-            "diff_std": _r(spread), "n_seeds": n_seeds,
-            "verdict": _verdict(diff, spread, b["mean"], settings),
-            "control": p["control"], "control_candidates": p["candidates"],
-            "control_is_baseline": p["control"] == p["baseline"],
-            "control_mean": k["mean"], "control_std": k["std"], "control_diff": _r(cdiff),
-            "control_diff_std": _r(cspread),
-            "control_verdict": _verdict(cdiff, cspread, k["mean"], settings),
-            "claim_id": p["claim_id"], "kind": "row",
-            **({agg: p["axes"][agg], "_pair": p} if agg else {})}
-
-
-def _verdict(diff: float, spread: float, baseline: float, settings: dict) -> str:
-    return verdict(diff, spread, settings["tolerance"], settings["k_std"], baseline,
-                   settings.get("min_baseline", 0.0))
-
-
-def judge(metrics: dict, runs: dict, settings: dict, specs: dict) -> list[dict]:
-    """Every row and claim summary, from ``metrics[exp]`` and ``runs[exp]`` (parsed JSON)
-    and ``specs[exp]`` (the resolved experiment: its configurations' structure)."""
-    metric, rule = settings["metric"], control_rule(settings["control"])
-    rows = []
-    for exp in metrics:
-        n_seeds = len(runs[exp]["settings"]["seeds"]) if exp in runs else None
-        exp_rows = []
-        for p in pairs(exp, specs[exp], metrics[exp]):
-            b, c = metrics[exp][p["baseline"]][metric], metrics[exp][p["config"]][metric]
-            if b["mean"] is None or c["mean"] is None:
-                continue
-            candidates = with_mean(comparisons.controls_of(p["config"], specs[exp]),
-                                   metrics[exp], metric)
-            p["candidates"] = candidates
-            p["control"] = pick_control(candidates, metrics[exp], metric, rule)
-            p["control_axes"] = specs[exp]["configs"][p["control"]]["axes"]
-            exp_rows.append(_row(p, b, c, metrics[exp][p["control"]][metric], settings,
-                                 n_seeds))
-        rows += exp_rows + _aggregates(exp_rows, settings)
-    for r in rows:
-        r.pop("_pair", None)
-    return rows + [_summary(name, words, rows, metric)
-                   for name, words in settings["statements"].items()]
-
-
-def _summary(name: str, words: str, rows: list[dict], metric: str) -> dict:
-    members = [r for r in rows if r["claim_id"] == name and r["kind"] == "row"]
-
-    def counts(key):
-        return {v: sum(r[key] == v for r in members)
-                for v in (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)}
-
-    def worst(key):
-        return _r(min((r[key] for r in members), default=None))
-
-    return {
-        "id": f"claim_{name}", "claim": words,
-        "experiment": ", ".join(dict.fromkeys(r["experiment"] for r in members)),
-        "baseline": "true derivative", "config": ", ".join(r["id"] for r in members),
-        "metric": metric, "worst_diff": worst("diff_mean"),
-        "verdict": summary_verdict([r["verdict"] for r in members]),
-        "control": "our control", "control_worst_diff": worst("control_diff"),
-        "control_verdict": summary_verdict([r["control_verdict"] for r in members]),
-        "control_not_baseline": sum(not r["control_is_baseline"] for r in members),
-        "claim_id": name, "kind": "summary", "rows": len(members),
-        "counts": counts("verdict"), "control_counts": counts("control_verdict")}
+def _merge_coinciding(rows: list[dict], details: dict) -> list[dict]:
+    """``rows`` with each row whose configuration ran the very runs of an earlier row's
+    (same reference) folded into that row's ``coincides_with``."""
+    kept: list[dict] = []
+    for row in rows:
+        twin = next((k for k in kept if k["reference"] == row["reference"]
+                     and readings.same_runs(details, k["config"], row["config"])), None)
+        if twin is None:
+            kept.append(row)
+        else:
+            twin["coincides_with"].append({"id": row["id"], "config": row["config"],
+                                           "claim_id": row["claim_id"]})
+    return kept
 
 
 def _others(axes: dict, agg: str) -> str:
     return "_".join(str(v) for k, v in axes.items() if k != agg)
 
 
-def _aggregates(rows: list[dict], settings: dict) -> list[dict]:
-    """Rows of a grid with ``aggregate: <axis>``, grouped by their other axis values: the
-    mean of the per-value means and differences; stds are the root mean square of theirs."""
+def _aggregates(experiment: str, found: list[dict], details: dict, settings: dict
+                ) -> list[dict]:
+    """Rows of a grid with ``aggregate: <axis>``, grouped by their other axis values and
+    judged as one row over the group (per seed, the mean over the axis's values)."""
     groups: dict = {}
-    for r in rows:
-        if "_pair" in r:
-            p = r["_pair"]
-            groups.setdefault((p["claim_id"], _others(p["axes"], p["aggregate"])), []).append(r)
-    return [_aggregate(group, settings) for group in groups.values()]
+    for p in found:
+        if p["aggregate"]:
+            groups.setdefault((p["claim_id"], _others(p["axes"], p["aggregate"])), []).append(p)
+    out = []
+    for (claim, others), group in groups.items():
+        agg, pair_list = group[0]["aggregate"], [(p["config"], p["reference"]) for p in group]
+        out.append({"id": f"{experiment}_{others}", "claim_id": claim,
+                    "claim": settings["statements"][claim], "experiment": experiment,
+                    "kind": "aggregate", "config": f"{others} (every {agg})",
+                    "reference": f"{_others(group[0]['reference_axes'], agg)} (every {agg})",
+                    "metric": settings["metric"], "coincides_with": [],
+                    agg: [p["axes"][agg] for p in group],
+                    **{w: readings.aggregated(details, pair_list, w, settings)
+                       for w in READINGS}})
+    return out
 
 
-def _aggregate(group: list[dict], settings: dict) -> dict:
-    p = group[0]["_pair"]
-    agg = p["aggregate"]
-
-    def mean(key):
-        return sum(r[key] for r in group) / len(group)
-
-    def rms(key):
-        return math.sqrt(sum((r[key] or 0.0) ** 2 for r in group) / len(group))
-
-    diff, spread = round(mean("diff_mean"), DIGITS), round(rms("diff_std"), DIGITS)
-    cdiff, cspread = round(mean("control_diff"), DIGITS), round(rms("control_diff_std"), DIGITS)
-    controls = {_others(r["_pair"]["control_axes"], agg) for r in group}
-    baseline = f"{_others(p['baseline_axes'], agg)} (every {agg})"
-    is_baseline = all(r["control_is_baseline"] for r in group)
-    control = (baseline if is_baseline else f"{controls.pop()} (every {agg})"
-               if len(controls) == 1 else ", ".join(r["control"] for r in group))
-    return {**group[0], "id": f"{p['experiment']}_{_others(p['axes'], agg)}",
-            "baseline": baseline, "config": f"{_others(p['axes'], agg)} (every {agg})",
-            "baseline_mean": _r(mean("baseline_mean")), "baseline_std": _r(rms("baseline_std")),
-            "config_mean": _r(mean("config_mean")), "config_std": _r(rms("config_std")),
-            "diff_mean": _r(diff), "diff_std": _r(spread),
-            "verdict": _verdict(diff, spread, mean("baseline_mean"), settings),
-            "control": control,
-            "control_candidates": list(dict.fromkeys(
-                c for r in group for c in r["control_candidates"])),
-            "control_is_baseline": is_baseline,
-            "control_mean": _r(mean("control_mean")), "control_std": _r(rms("control_std")),
-            "control_diff": _r(cdiff), "control_diff_std": _r(cspread),
-            "control_verdict": _verdict(cdiff, cspread, mean("control_mean"), settings),
-            "kind": "aggregate", agg: [r[agg] for r in group]}
+def _summary(name: str, words: str, rows: list[dict]) -> dict:
+    members = [r for r in rows if r["claim_id"] == name and r["kind"] == "row"]
+    out = {"id": f"claim_{name}", "claim_id": name, "claim": words, "kind": "summary",
+           "experiment": ", ".join(dict.fromkeys(r["experiment"] for r in members)),
+           "rows": len(members), "config": ", ".join(r["id"] for r in members),
+           "folded": [c["id"] for r in rows for c in r.get("coincides_with", ())
+                      if c["claim_id"] == name]}
+    for which in READINGS:
+        judged = [r[which] for r in members if r[which] is not None]
+        out[which] = None if not judged else {
+            "verdict": summary_verdict([j["verdict"] for j in judged]),
+            "counts": {v: sum(j["verdict"] == v for j in judged) for v in VERDICTS},
+            "worst_diff": min(j["diff"] for j in judged), "rows": len(judged)}
+    return out
 
 
-def _other_candidates(rows: list[dict]) -> str:
-    """The candidates for our control besides the baselines, per experiment, in words."""
-    found: dict = {}
-    for r in rows:
-        if r["kind"] == "row":
-            found.setdefault(r["experiment"], {}).update(
-                dict.fromkeys(c for c in r["control_candidates"] if c != r["baseline"]))
-    named = [f"`{e}`: " + ", ".join(f"`{c}`" for c in cs) for e, cs in found.items() if cs]
-    return ("Candidates other than baselines in these metrics: " + "; ".join(named) + "."
-            if named else "These metrics hold no candidate other than the baselines.")
-
-
-def _preamble(rows: list[dict], settings: dict, profiles: dict) -> list[str]:
-    """The title, the verdict rule, our control explained, the profiles, the summary table."""
-    tol, k, metric = settings["tolerance"], settings["k_std"], settings["metric"]
-    floor = settings.get("min_baseline", 0.0)
-    lines = [
-        "# The paper's claims, judged from the metrics",
-        "",
-        "<!-- Generated by DVC stage `claims` (experiments/analysis/claims.py) from "
-        "reports/metrics/*.json "
-        "and reports/runs/*.json; do not edit. -->",
-        "",
-        f"Metric: `{metric}` (mean ± std over seeds, in %). diff = configuration − "
-        "true-derivative baseline (or − our control); its spread is "
-        "sqrt(std_config² + std_baseline²).",
-        "",
-        f"Verdict rule (params.yaml `claims`): **supported** if diff ≥ −{tol * 100:g} points "
-        f"(tolerance); **not supported** if diff < −max({tol * 100:g} points, {k:g} × spread); "
-        f"**inconclusive** otherwise, and whenever the baseline did not learn (mean below "
-        f"{floor * 100:g}%). A claim is supported (not supported) when every judged row "
-        "is, **mixed** when its rows disagree, inconclusive when no row could be judged. "
-        "A grid with `aggregate` (BNN: over d) also gets one row per its other axis values "
-        "(mean of the per-value values, RMS of the stds; not counted in the summary). Worst "
-        "diff.: the lowest difference of a claim's rows. S / N / I: rows supported / not "
-        "supported / inconclusive.",
-        "",
-        f"**Our control** (params.yaml `claims.control: {settings['control']}`). The "
-        "study's settings can leave the true-derivative baseline at chance (LeNet-5 with "
-        "Logistic / d(Logistic) at the paper's SGD settings does), and a row judged "
-        "against a baseline that did not learn is inconclusive whatever its rule does. "
-        "So every row is judged twice, by the same verdict rule: against its baseline, "
-        "and against *our control*. A row's candidates are its baseline and the "
-        "configurations that differ from it only in a setting its grid's `baseline` "
-        "leaves free (the same model and true derivative, e.g. at another learning "
-        f"rate); of those in the metrics, our control is the one with the highest mean "
-        f"`{metric}` over seeds (`{settings['control']}`: "
-        f"{CONTROL_RULES[settings['control']]}; a tie goes to the baseline). It is "
-        "chosen on the same seeds' test accuracy that it is then compared on (there is "
-        "no validation split), which favours our control: a rule supported against it "
-        "held its own against the best of several true-derivative runs, one not "
-        "supported against it may have lost to a lucky pick. Where a row has no other "
-        "candidate in the metrics, or the baseline is the best, our control is the "
-        "baseline itself and the two verdicts coincide (column *Our control*: \"the "
-        "baseline\"). " + _other_candidates(rows),
-        "",
-        "Profiles: " + ", ".join(f"`{e}`: {p}" for e, p in profiles.items()) + ".",
-        "",
-        tables.markdown(*tables.claims_summary(rows)),
-    ]
-    return lines
-
-
-def _claim_sections(rows: list[dict]) -> list[str]:
-    """One section per claim: its verdicts, its rows' table and their counts."""
-    lines: list[str] = []
-    header, groups = tables.claims_pairs(rows)
-    for summ in (r for r in rows if r["kind"] == "summary"):
-        lines += [f"## `{summ['id']}`: {summ['verdict']} (against {tables.CONTROL}: "
-                  f"{summ['control_verdict']})", "", summ["claim"], ""]
-        if not groups[summ["claim_id"]]:
-            lines += ["No configuration testing it was run in this profile.", ""]
-            continue
-        c, cc = summ["counts"], summ["control_counts"]
-        other = summ["control_not_baseline"]
-        lines += [tables.markdown(header, groups[summ["claim_id"]]),
-                  f"{summ['rows']} rows: {c[SUPPORTED]} supported, {c[NOT_SUPPORTED]} not "
-                  f"supported, {c[INCONCLUSIVE]} inconclusive. Against {tables.CONTROL}: "
-                  f"{cc[SUPPORTED]} supported, {cc[NOT_SUPPORTED]} not supported, "
-                  f"{cc[INCONCLUSIVE]} inconclusive; "
-                  + (f"{tables.CONTROL} is another configuration than the baseline in "
-                     f"{other} of {summ['rows']} rows." if other else
-                     f"{tables.CONTROL} is the baseline in every row (the verdicts "
-                     "coincide)."), ""]
-    return lines
+def judge(runs: dict, settings: dict, specs: dict) -> list[dict]:
+    """Every row, aggregate and claim summary, from ``runs[exp]`` (parsed runs files) and
+    ``specs[exp]`` (the resolved experiment: its configurations' structure)."""
+    rows = []
+    for exp, details in runs.items():
+        spec = specs[exp]
+        found = pairs(exp, spec, details["configs"])
+        for p in found:
+            p["reference_axes"] = spec["configs"][p["reference"]]["axes"]
+        exp_rows = _merge_coinciding([_row(p, details, settings) for p in found], details)
+        rows += exp_rows + _aggregates(exp, found, details, settings)
+    return rows + [_summary(name, words, rows) for name, words in settings["statements"].items()]
 
 
 def to_markdown(rows: list[dict], settings: dict, profiles: dict) -> str:
-    return "\n".join(_preamble(rows, settings, profiles) + _claim_sections(rows))
+    delta, floor = settings["delta"] * 100, settings.get("min_baseline", 0.0) * 100
+    lines = [
+        "# The study's claims, judged from the runs", "",
+        "<!-- Generated by DVC stage `claims` (experiments/analysis/claims.py) from "
+        "reports/runs/*.json; do not edit. -->", "",
+        f"Metric: `{settings['metric']}`. Each row compares a configuration with the "
+        "reference its claim names, read twice: **at the paper's settings** (both at their "
+        "grid's learning rate) and **tuned** (each at the learning rate its search chose on "
+        "the validation split; the same search for every arm). Diff: configuration − "
+        "reference, difference of means over seeds in points, with its 95 % confidence "
+        "interval, paired by seed where both ran the same seeds, else Welch. A diverged "
+        "seed counts as a failed run at chance accuracy.", "",
+        f"Verdict (params.yaml `claims`): **supported** when the interval's lower end is "
+        f"≥ −{delta:g} points (equivalent or better), **not supported** when its upper end "
+        f"is < −{delta:g} points, **inconclusive** otherwise, and whenever the reference "
+        f"did not learn (mean below {floor:g} %). A claim is supported (not supported) "
+        "when every judged row is, **mixed** when they disagree. S / N / I: rows "
+        "supported / not supported / inconclusive.", "",
+        "Profiles: " + ", ".join(f"`{e}`: {p}" for e, p in profiles.items()) + ".", "",
+        tables.markdown(*tables.claims_summary(rows))]
+    header, groups = tables.claims_rows(rows)
+    for summ in (r for r in rows if r["kind"] == "summary"):
+        lines += [f"## `{summ['id']}`", "", summ["claim"], ""]
+        if groups[summ["claim_id"]]:
+            lines.append(tables.markdown(header, groups[summ["claim_id"]]))
+        else:
+            lines += ["No configuration testing it was run in this profile.", ""]
+        for folded in summ["folded"]:
+            twin = next(r for r in rows if r["kind"] != "summary"
+                        and folded in [c["id"] for c in r["coincides_with"]])
+            lines += [f"`{folded}` ran the very runs of `{twin['id']}`: reported there.", ""]
+    return "\n".join(lines)
 
 
 def main() -> int:
     params = config.load(import_modules=False)
     settings = params["claims"]
-    order = list(params["experiments"])
-    metrics, runs = read_reports(experiments=order)
-    metrics = {k: metrics[k] for k in order if k in metrics}
-    if not metrics:
-        print("error: no metrics found in reports/metrics/", file=sys.stderr)
+    _, runs = read_reports(experiments=list(params["experiments"]))
+    runs = {k: runs[k] for k in params["experiments"] if k in runs}
+    if not runs:
+        print("error: no runs found in reports/runs/", file=sys.stderr)
         return 1
-    specs = {e: config.resolve(params, e, runs[e]["profile"] if e in runs else None)
-             for e in metrics}
-    try:
-        rows = judge(metrics, runs, settings, specs)
-    except config.ParamsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    profiles = {e: runs[e]["profile"] for e in metrics if e in runs}
+    specs = {e: config.resolve(params, e, runs[e]["profile"]) for e in runs}
+    rows = judge(runs, settings, specs)
     files.write_json(paths.LAYOUT.claims_json, rows)
-    files.write_text(paths.LAYOUT.claims_md, to_markdown(rows, settings, profiles))
+    files.write_text(paths.LAYOUT.claims_md,
+                     to_markdown(rows, settings, {e: d["profile"] for e, d in runs.items()}))
     for r in rows:
         if r["kind"] == "summary":
-            print(f"claims: {r['id']}: {r['verdict']}, against {tables.CONTROL}: "
-                  f"{r['control_verdict']} ({r['rows']} rows)")
+            said = ", ".join(f"{w}: {r[w]['verdict']}" for w in READINGS if r[w])
+            print(f"claims: {r['id']}: {said or 'no rows'} ({r['rows']} rows)")
     return 0
 
 

@@ -1,6 +1,6 @@
-"""What a configuration is compared with: its baseline and the candidates for "our control",
-picked by its grid's ``baseline`` (axis values), and the expanded configurations shown with
-them (``python -m experiments.config --show <name>``)."""
+"""What a configuration is compared with: the reference its grid's ``baseline`` picks (axis
+values), and the expanded configurations shown with it (``python -m experiments.config
+--show <name>``)."""
 
 from __future__ import annotations
 
@@ -26,16 +26,6 @@ def baseline_of(cname: str, spec: dict) -> str | None:
     none, or its baseline was not run."""
     first = next(iter(_baseline_matches(cname, spec)), None)
     return None if first == cname else first
-
-
-def controls_of(cname: str, spec: dict) -> list[str]:
-    """The candidates for "our control" of ``cname``: its baseline and every other
-    configuration its ``baseline`` picks, i.e. the same model and derivative with settings
-    the target leaves free (lenet's ``standard_lr<lr>``: other learning rates).  The claims
-    stage takes the best of them (params ``claims.control``)."""
-    matches = _baseline_matches(cname, spec)
-    return [] if not matches or matches[0] == cname else matches
-
 
 
 def show(params: dict, name: str, profile: str | None = None) -> str:

@@ -1,15 +1,10 @@
-"""Differences of means with their 95 % confidence intervals, and the verdict they give.
+"""Differences of means with their 95 % confidence intervals.
 
 A rule is compared with its reference over seeds.  Where both ran the same seeds, which give
 them the same initialisation and data order, the difference is paired by seed: its interval is
 ``mean(d) ± t(0.975, n - 1) · sd(d) / √n`` over the per-seed differences ``d``.  Otherwise
 Welch's interval: ``Δ ± t(0.975, ν) · √(s₁²/n₁ + s₂²/n₂)`` with the Welch–Satterthwaite ``ν``.
-
-Verdict, with the margin ``δ`` (params ``claims.delta``): **supported** when the interval lies
-within ``±δ`` of zero or above it (its lower end ``≥ −δ``: equivalence or non-inferiority),
-**not supported** when it lies entirely below ``−δ``, else **inconclusive** (also with fewer
-than two seeds on a side, where no interval exists).  A seed that diverged counts as a failed
-run at chance accuracy: it is never dropped.
+With fewer than two seeds on a side there is no interval (``low``/``high`` None).
 """
 
 from __future__ import annotations
@@ -20,7 +15,8 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
+from experiments.analysis import verdicts
+
 LEVEL = 0.95
 
 
@@ -35,13 +31,7 @@ class Difference:
     n: tuple[int, int]  # seeds of the configuration, of the reference
 
     def verdict(self, delta: float) -> str:
-        if self.low is None:
-            return INCONCLUSIVE
-        if self.low >= -delta:
-            return SUPPORTED
-        if self.high < -delta:
-            return NOT_SUPPORTED
-        return INCONCLUSIVE
+        return verdicts.verdict(self.low, self.high, delta)
 
 
 def _t(df: float) -> float:

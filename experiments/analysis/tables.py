@@ -6,9 +6,9 @@ LaTeX by the paper (``paper.latex``): the cells are made here only.
   "n/a" for a missing value (a diverged configuration).
 * ``experiment_table(metrics, details)`` - one row per configuration of
   ``reports/metrics/<exp>.json`` + ``reports/runs/<exp>.json``; ``caption(details)``.
-* ``claims_summary(rows)`` / ``claims_pairs(rows)`` - the claims stage's
-  ``reports/claims.json``: one row per claim, and every compared pair grouped by claim,
-  each judged against its baseline and against "our control" (``control_label``);
+* ``claims_summary(rows)`` / ``claims_rows(rows)`` - the claims stage's
+  ``reports/claims.json``: one row per claim, and every compared row grouped by claim, each
+  read at the paper's settings and tuned (``interval``: a difference with its 95 % CI);
   ``claims_summary_lines`` / ``claims_pair_lines``: the same in lines, narrow enough for a
   page (the paper).
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 
+from experiments.analysis.verdicts import READINGS, VERDICTS
 from experiments.results import paths
 
 PM = "±"
@@ -106,107 +107,99 @@ def numeric_rows(metrics: dict, details: dict) -> list[dict]:
     return rows
 
 
-VERDICTS = ("supported", "not supported", "inconclusive")
-# how "our control" (the best candidate, experiments.analysis.claims) is named
-CONTROL = "our control"
+READING_NAMES = {"paper": "at the paper's settings", "tuned": "tuned"}
 
 
-def control_label(c: dict) -> str:
-    """Which configuration "our control" of a claims row is, and among how many candidates;
-    says so when it is the baseline itself (then the two verdicts coincide)."""
-    n = len(c["control_candidates"])
-    if c["control_is_baseline"]:
-        return ("the baseline (no other candidate run)" if n <= 1
-                else f"the baseline (best of {n})")
-    return f"{c['control']} (best of {n})"
+def interval(reading: dict | None) -> str:
+    """``diff [low, high]`` in points (signed), or "-" without a reading."""
+    if reading is None:
+        return "-"
+    d = num(reading["diff"], 100, signed=True)
+    if reading["low"] is None:
+        return f"{d} (no interval)"
+    return f"{d} [{num(reading['low'], 100, signed=True)}, {num(reading['high'], 100, signed=True)}]"
 
 
-def _judged(c: dict, prefix: str = "") -> list[str]:
-    """A claim's S / N / I counts, worst difference and verdict against its baseline
-    (``prefix`` "") or against our control (``prefix`` "control_")."""
-    counts = c[f"{prefix}counts"]
-    return [" / ".join(str(counts[v]) for v in VERDICTS),
-            num(c[f"{prefix}worst_diff"], 100, signed=True), c[f"{prefix}verdict"]]
+def _counts(summary: dict | None) -> list[str]:
+    """A claim's S / N / I counts, worst difference and verdict in one reading."""
+    if summary is None:
+        return ["-", "-", "-"]
+    return [" / ".join(str(summary["counts"][v]) for v in VERDICTS),
+            num(summary["worst_diff"], 100, signed=True), summary["verdict"]]
 
 
 def claims_summary(items: list[dict]) -> tuple[list[str], list[list[str]]]:
-    """One row per claim: words, experiments, rows, and against the baseline and against
-    our control: counts per verdict, worst difference, verdict."""
-    header = ["Claim", "Experiments", "Rows", "S / N / I", "Worst diff. (pts)", "Verdict",
-              f"S / N / I, {CONTROL}", f"Worst diff., {CONTROL} (pts)",
-              f"Verdict, {CONTROL}"]
-    rows = [[c["claim"], c["experiment"], str(c["rows"]), *_judged(c), *_judged(c, "control_")]
+    """One row per claim: words, experiments, rows, and per reading its counts per
+    verdict, worst difference and verdict."""
+    header = ["Claim", "Experiments", "Rows"] + [
+        f"{h}, {READING_NAMES[w]}" for w in READINGS
+        for h in ("S / N / I", "Worst diff. (pts)", "Verdict")]
+    rows = [[c["claim"], c["experiment"], str(c["rows"]),
+             *(x for w in READINGS for x in _counts(c[w]))]
             for c in items if c["kind"] == "summary"]
     return header, rows
 
 
-def claims_pairs(items: list[dict]) -> tuple[list[str], dict[str, list[list[str]]]]:
-    """Every compared pair (and aggregate), grouped by claim id: (header, {claim: rows});
-    each judged against its baseline, then against our control."""
-    header = ["Row", "Baseline", "Configuration", "Baseline (%)", "Configuration (%)",
-              "Diff. (pts)", "Seeds", "Verdict", "Our control", "Our control (%)",
-              f"Diff., {CONTROL} (pts)", f"Verdict, {CONTROL}"]
+def _lr(reading: dict) -> str:
+    lrs = {reading["config_lr"], reading["reference_lr"]} if "config_lr" in reading else set()
+    return " / ".join(f"{x:g}" for x in (reading["config_lr"], reading["reference_lr"])) \
+        if len(lrs) > 1 else (f"{lrs.pop():g}" if lrs else "")
+
+
+def _reading_cells(r: dict | None) -> list[str]:
+    """[lr, configuration (%), reference (%), diff [CI], seeds, verdict] of one reading."""
+    if r is None:
+        return ["-"] * 6
+    return [_lr(r), pm(r["config_mean"], r["config_std"], 100),
+            pm(r["reference_mean"], r["reference_std"], 100), interval(r),
+            " / ".join(map(str, r["n"])) + (" paired" if r["pairing"] == "paired by seed"
+                                            else " Welch"), r["verdict"]]
+
+
+def claims_rows(items: list[dict]) -> tuple[list[str], dict[str, list[list[str]]]]:
+    """Every row (and aggregate), grouped by claim id: (header, {claim: rows}); each read
+    at the paper's settings and tuned."""
+    header = ["Row", "Reference"] + [
+        f"{h}, {READING_NAMES[w]}" for w in READINGS
+        for h in ("LR", "Configuration (%)", "Reference (%)", "Diff. [95 % CI] (pts)",
+                  "Seeds", "Verdict")]
     groups: dict = {c["claim_id"]: [] for c in items if c["kind"] == "summary"}
     for c in items:
         if c["kind"] != "summary":
-            groups[c["claim_id"]].append([
-                f"`{c['id']}`", c["baseline"], c["config"],
-                pm(c["baseline_mean"], c["baseline_std"], 100),
-                pm(c["config_mean"], c["config_std"], 100),
-                pm(c["diff_mean"], c["diff_std"], 100, signed=True),
-                str(c["n_seeds"]), c["verdict"], control_label(c),
-                pm(c["control_mean"], c["control_std"], 100),
-                pm(c["control_diff"], c["control_diff_std"], 100, signed=True),
-                c["control_verdict"]])
+            same = "".join(f" (= `{t['config']}`)" for t in c["coincides_with"])
+            groups[c["claim_id"]].append([f"`{c['id']}`{same}", c["reference"],
+                                          *(x for w in READINGS for x in _reading_cells(c[w]))])
     return header, groups
 
 
 def claims_summary_lines(items: list[dict]) -> tuple[list[str], list[dict]]:
     """The claims summary in lines, narrow enough for a page: per claim its id, words,
-    experiments and number of rows, then ``lines``: [judged against, S / N / I, worst
-    difference, verdict] against the baseline and against our control (one line
-    "baseline = our control" when our control is the baseline in every row; none when
-    no row was run)."""
-    header = ["Judged against", "S / N / I", "Worst diff. (pts)", "Verdict"]
+    experiments and rows, then ``lines``: [reading, S / N / I, worst difference, verdict]
+    (none when no row was run)."""
+    header = ["Reading", "S / N / I", "Worst diff. (pts)", "Verdict"]
     out = []
     for c in items:
-        if c["kind"] != "summary":
-            continue
-        base, ctrl = _judged(c), _judged(c, "control_")
-        if not c["rows"]:
-            lines = []
-        elif not c["control_not_baseline"]:
-            lines = [[f"the baseline = {CONTROL}", *base]]
-        else:
-            lines = [["the baseline", *base], [CONTROL, *ctrl]]
-        out.append({"id": c["claim_id"], "claim": c["claim"], "experiment": c["experiment"],
-                    "rows": c["rows"], "verdict": c["verdict"],
-                    "control_verdict": c["control_verdict"], "lines": lines})
+        if c["kind"] == "summary":
+            lines = [[READING_NAMES[w], *_counts(c[w])] for w in READINGS if c[w]]
+            out.append({"id": c["claim_id"], "claim": c["claim"], "experiment": c["experiment"],
+                        "rows": c["rows"], "lines": lines})
     return header, out
 
 
 def claims_pair_lines(items: list[dict]) -> tuple[list[str], dict[str, list[list[str]]]]:
-    """Every compared pair in lines, narrow enough for a page, grouped by claim id:
-    [row id, judged against, reference (%), configuration (%), diff. (pts), verdict];
-    where our control is another configuration than the baseline, a second line
-    [its name, "our control", ...] follows (the configuration's cell left empty); else
-    one line judged against "both" (our control is the baseline: one verdict)."""
-    header = ["Row", "Against", "Reference (%)", "Configuration (%)", "Diff. (pts)",
-              "Verdict"]
+    """Every row in lines, narrow enough for a page, grouped by claim id: [row id, reading,
+    LR, configuration (%), reference (%), diff. [CI], verdict], one line per reading (the
+    row id on the first)."""
+    header = ["Row", "Reading", "LR", "Configuration (%)", "Reference (%)",
+              "Diff. [95 % CI] (pts)", "Verdict"]
     groups: dict = {c["claim_id"]: [] for c in items if c["kind"] == "summary"}
     for c in items:
         if c["kind"] == "summary":
             continue
-        config = pm(c["config_mean"], c["config_std"], 100)
-        first = [f"`{c['id']}`", "both" if c["control_is_baseline"] else "baseline",
-                 pm(c["baseline_mean"], c["baseline_std"], 100), config,
-                 pm(c["diff_mean"], c["diff_std"], 100, signed=True), c["verdict"]]
-        groups[c["claim_id"]].append(first)
-        if not c["control_is_baseline"]:
-            groups[c["claim_id"]].append([
-                f"`{c['control']}`", CONTROL, pm(c["control_mean"], c["control_std"], 100),
-                "", pm(c["control_diff"], c["control_diff_std"], 100, signed=True),
-                c["control_verdict"]])
+        for i, w in enumerate(w for w in READINGS if c[w]):
+            cells = _reading_cells(c[w])
+            groups[c["claim_id"]].append([f"`{c['id']}`" if i == 0 else "", READING_NAMES[w],
+                                          *cells[:4], cells[5]])
     return header, groups
 
 
