@@ -13,10 +13,9 @@ only quote what repeats byte for byte.
     runs.<exp>.{profile,title,dataset,n_configs,n_seeds,n_runs,epochs,lr,...}
     runs.<exp>.configs.<config>.{forward,backward,provenance,n_runs,rule_params.<p>}
                                                          reports/runs/<exp>.json
-    claims.<id>.<field>, claims.count (compared pairs), claims.summaries,
-    claims.verdicts.<verdict> (pairs per verdict, spaces as _),
-    claims.control_verdicts.<verdict> (the same against "our control"),
-    claims.control_other (pairs whose control is not their baseline)
+    claims.<id>.<field>, claims.count (compared rows), claims.summaries,
+    claims.<reading>.verdicts.<verdict> (rows per verdict, spaces as _; reading: paper,
+    tuned)
                                                          reports/claims.json
     params.claims.<key>                                   params.yaml (the verdict rule)
     totals.{n_experiments,n_runs}                        all of the above
@@ -78,8 +77,9 @@ def _runs_numbers(exp: str, d: dict, out: dict) -> None:
             out[f"{p}.{k}"] = v
         else:
             _flatten(f"{p}.{k}", v, out)
-    if isinstance(d.get("data"), dict):
-        _flatten(f"{p}.data", d["data"], out)
+    for part in ("data", "tuning"):
+        if isinstance(d.get(part), dict):
+            _flatten(f"{p}.{part}", d[part], out)
     configs = d.get("configs", {})
     n_runs = 0
     for cname, c in configs.items():
@@ -97,8 +97,8 @@ def _runs_numbers(exp: str, d: dict, out: dict) -> None:
 
 
 def _claims_numbers(layout: paths.Layout, values: dict, sources: dict) -> None:
-    """claims.<id>.<field>, claims.count, claims.summaries, claims.verdicts.<verdict>,
-    claims.control_verdicts.<verdict>, claims.control_other."""
+    """claims.<id>.<field>, claims.count, claims.summaries, and per reading (paper, tuned)
+    claims.<reading>.verdicts.<verdict> (rows per verdict, spaces as _)."""
     if not layout.claims_json.is_file():
         return
     claims = _load(layout.claims_json)
@@ -108,13 +108,12 @@ def _claims_numbers(layout: paths.Layout, values: dict, sources: dict) -> None:
             if k != "id":
                 _flatten(f"claims.{c['id']}.{k}", v, values)
     rows = [c for c in claims if c.get("kind", "row") == "row"]
-    for field, name in (("verdict", "verdicts"), ("control_verdict", "control_verdicts")):
-        counts = Counter(str(c.get(field)) for c in rows)
+    for reading in ("paper", "tuned"):
+        counts = Counter(str(c[reading]["verdict"]) for c in rows if c.get(reading))
         for v in ("supported", "not supported", "inconclusive", *sorted(counts)):
-            values[f"claims.{name}.{v.replace(' ', '_')}"] = counts.get(v, 0)
+            values[f"claims.{reading}.verdicts.{v.replace(' ', '_')}"] = counts.get(v, 0)
     values["claims.count"] = len(rows)
     values["claims.summaries"] = sum(c.get("kind") == "summary" for c in claims)
-    values["claims.control_other"] = sum(not c.get("control_is_baseline", True) for c in rows)
 
 
 def collect(layout: paths.Layout = paths.LAYOUT, params: dict | None = None) -> dict:

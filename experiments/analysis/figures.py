@@ -16,6 +16,8 @@ Separate from training, so restyling a figure never retrains.  Writes, as
   (``rows`` x ``columns``, a panel per ``panels`` value; e.g. ``cnn_jamming``,
   ``mlp_sweep_grid``) or ``lines`` (against axis ``x``, a line per ``lines`` value;
   ``bnn_accuracy_vs_d``);
+* ``<name>_lr``: the learning-rate search, validation accuracy against the rate per arm
+  (``search_figures``; experiments with ``tuning``);
 * ``<name>_cosine``: gradient-direction diagnostics, cosine similarity to the true
   gradient per layer against training step, one panel per configuration
   (``reports/diagnostics/<name>.csv``).
@@ -37,6 +39,7 @@ import pandas as pd  # noqa: E402
 
 from experiments import config  # noqa: E402
 from experiments.analysis.grid_figures import PERCENT, PLOTS, axis_label, band  # noqa: E402
+from experiments.analysis.search_figures import plot_search  # noqa: E402
 from experiments.results import files, paths  # noqa: E402
 
 PANELS = [("test_acc", "test accuracy (%)"), ("train_loss", "training loss")]
@@ -251,6 +254,8 @@ def experiment_figures(name: str, spec: dict) -> int:
         title = f"{spec['title']}\nfinal test accuracy, {details['profile']} profile"
         save(PLOTS[fig_spec["kind"]](spec, metrics, fig_spec, title),
              f"{name}_{fig_spec['name']}")
+    if details and details.get("tuning"):
+        save(plot_search(details, spec["configs"], spec["title"], line_panels), f"{name}_lr")
     dpath = layout.report("diagnostics", name)
     diag = pd.read_csv(dpath) if dpath.is_file() else []
     if len(diag):

@@ -117,7 +117,8 @@ def interval(reading: dict | None) -> str:
     d = num(reading["diff"], 100, signed=True)
     if reading["low"] is None:
         return f"{d} (no interval)"
-    return f"{d} [{num(reading['low'], 100, signed=True)}, {num(reading['high'], 100, signed=True)}]"
+    low, high = (num(reading[k], 100, signed=True) for k in ("low", "high"))
+    return f"{d} [{low}, {high}]"
 
 
 def _counts(summary: dict | None) -> list[str]:

@@ -3,8 +3,8 @@
     python -m experiments.training suc
 
 Reads ``params.yaml`` (the active ``profile`` and ``experiments.<name>``, resolved by
-``experiments.config``), trains every unit of the experiment (``tuning``: first the learning-rate search on a
-validation split, where the experiment has one; ``units``: reusing the run
+``experiments.config``), trains every unit of the experiment (``tuning``: first the
+learning-rate search on a validation split, where the experiment has one; ``units``: reusing the run
 cache's kept runs, on the executor of ``params``; ``run``: one MLflow run per
 (configuration, seed); ``loop``: the training itself) and writes the stage's outputs
 (``experiments.results.records``).

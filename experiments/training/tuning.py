@@ -135,7 +135,9 @@ def _record(experiment: Experiment, tried: dict, data: dict, grid: list[float]) 
     probe = search_experiment(experiment, {c: [own_lr(experiment, c)] for c in tried})
     meta = inputs.configuration_data(probe, data, next(iter(probe.spec["configs"])))["meta"]
     return {"grid": grid, "widen": tuning["widen"], "epochs": tuning["epochs"],
-            "seeds": list(tuning["seeds"]), "validation": meta["evaluated_on"],
+            "seeds": list(tuning["seeds"]),
+            "validation": {"examples": meta["test_n"], "of": meta["train_n"] + meta["test_n"],
+                           "which": meta["evaluated_on"]},
             "selection": SELECTION, "arms": arms}
 
 
