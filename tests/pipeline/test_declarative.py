@@ -34,7 +34,10 @@ def fake_reports(name: str, spec: dict) -> tuple[dict, dict]:
         configs[cname] = {**{k: cfg[k] for k in ("forward", "backward", "rule_params",
                                                   "provenance")},
                           "batch_size": cfg.get("batch_size", spec["batch_size"]),
-                          "lr": cfg.get("lr", spec["lr"]), "diverged": 0}
+                          "lr": cfg.get("lr", spec["lr"]), "diverged": 0,
+                          "chance_accuracy": 0.1,
+                          "runs": {f"seed_{s}": {"final_test_acc": acc + s / 100}
+                                   for s in (0, 1)}}
     settings = {k: spec[k] for k in ("optimizer", "lr", "momentum", "batch_size", "epochs",
                                      "target_accuracy")} | {"seeds": [0, 1]}
     details = {"experiment": name, "stage": f"train@{name}", "profile": "full",
@@ -57,8 +60,7 @@ def _everything(params: dict, names) -> dict:
     configurations' axis values (so two namings compare equal)."""
     specs = {n: P.resolve(params, n, "full") for n in names}
     reports = {n: fake_reports(n, specs[n]) for n in names}
-    rows = claims.judge({n: reports[n][0] for n in names}, {n: reports[n][1] for n in names},
-                        params["claims"], specs)
+    rows = claims.judge({n: reports[n][1] for n in names}, params["claims"], specs)
     out = {}
     for n in names:
         spec, (metrics, details) = specs[n], reports[n]
@@ -66,15 +68,12 @@ def _everything(params: dict, names) -> dict:
         _, table = tables.experiment_table(metrics, details)
         out[n] = {
             "table": sorted(axes[r[0]] for r in table),
-            "claims": sorted((axes[r["config"]], r["claim_id"], r["diff_mean"], r["verdict"],
-                              axes[r["control"]], r["control_diff"], r["control_verdict"])
+            "claims": sorted((axes[r["config"]], axes[r["reference"]], r["claim_id"],
+                              r["paper"]["diff"], r["paper"]["low"], r["paper"]["verdict"])
                              for r in rows if r["experiment"] == n and r["kind"] == "row"),
-            "aggregates": sorted((r["claim_id"], r["diff_mean"], r["verdict"],
-                                  r["control_diff"], r["control_verdict"])
+            "aggregates": sorted((r["claim_id"], r["paper"]["diff"], r["paper"]["verdict"])
                                  for r in rows if r["experiment"] == n
                                  and r["kind"] == "aggregate"),
-            "controls": sorted(axes[r["control"]] for r in rows if r["experiment"] == n
-                               and r["kind"] == "row" and not r["control_is_baseline"]),
             "figures": [_figure(spec, metrics, f) for f in spec["figures"]],
             "n_configs": len(spec["configs"]),
         }
@@ -92,9 +91,8 @@ def _rename(p: dict) -> None:
     ex["lenet"]["grids"][0]["name"] = "lenet5-{rule}-backward"
     ex["cnn"]["grids"][0]["name"] = "{rule}-on-{activation}"
     ex["cnn"]["grids"][1]["name"] = "{rule}-{activation}-at-batch-{batch_size}"
-    ex["lenet"]["grids"][1]["name"] = "control-{rule}-at-lr-{lr}"
+    ex["lenet"]["grids"][1]["name"] = "on-the-constant-rule-{rule}"
     ex["cnn"]["grids"][2]["name"] = "reading-{reading}-on-{activation}"
-    ex["cnn"]["grids"][3]["name"] = "control-{rule}-on-{activation}-at-lr-{lr}"
     ex["bnn"]["grids"][0]["name"] = "unit-{unit}-with-{d}-inputs"
     for name in ("lenet", "cnn", "bnn"):  # these list configurations by name: not needed here
         ex[name].pop("diagnostics", None)
@@ -113,15 +111,13 @@ def test_renamed_configurations_keep_every_claim_table_row_and_figure_cell(tmp_p
         assert not new_names & set(P.resolve(params, n, "full")["configs"])  # all renamed
         assert after[n] == before[n], n
         assert len(after[n]["table"]) == after[n]["n_configs"]
-    assert len(after["lenet"]["claims"]) == 9  # every rule against `standard`
-    # the jamming grid, the batch sizes and the ReLU readings (the control grid tests none)
+    assert len(after["lenet"]["claims"]) == 9  # three rules against `standard`, six noises
+    # against `constant`
+    assert sum('"constant"' in r[1] for r in after["lenet"]["claims"]) == 6
+    # the jamming grid, full jamming at three batch sizes (each against the true derivative
+    # at its batch size) and the ReLU readings
     assert len(after["cnn"]["claims"]) == 9 + 3 + 5
     assert len(after["bnn"]["claims"]) == 10 and len(after["bnn"]["aggregates"]) == 2
-    # our control: lenet's rows may pick a standard_lr<lr>, cnn's logistic rows a
-    # logistic_true_lr<lr>, by their made-up means; no other row has another candidate
-    assert all('"lr"' in a for a in after["lenet"]["controls"] + after["cnn"]["controls"])
-    assert after["lenet"]["controls"] and len(after["cnn"]["controls"]) <= 3
-    assert not after["bnn"]["controls"]
     heat = after["cnn"]["figures"][0]
     assert heat["rows"] == ["relu", "linear", "logistic"] and len(heat["cells"]) == 12
     assert len(after["bnn"]["figures"][0]) == 15
@@ -145,8 +141,7 @@ def test_a_new_axis_value_appears_in_table_heatmap_and_claims(tmp_path):
     assert ("constant", 128, 0.02) in grid["cells"]
     fig = grid_figures.plot_heatmap(spec, metrics, fig_spec, "sweep")
     assert "0.02" in [t.get_text() for t in fig.axes[0].get_xticklabels()]
-    rows = claims.judge({"mlp_sweep": metrics}, {"mlp_sweep": details}, params["claims"],
-                        {"mlp_sweep": spec})
+    rows = claims.judge({"mlp_sweep": details}, params["claims"], {"mlp_sweep": spec})
     assert {r["config"] for r in rows if r["kind"] == "row" and "_lr0.02_" in r["config"]} == {
         f"bs{b}_lr0.02_constant" for b in (16, 32, 64, 128)}
 
@@ -156,8 +151,10 @@ def test_every_configuration_has_its_baseline_by_axis_values(name):
     spec = P.resolve(P.load(), name, "full")
     for cname, cfg in spec["configs"].items():
         base = comparisons.baseline_of(cname, spec)
-        if base is None:  # a baseline: the true derivative
+        if base is None:  # a reference: the true derivative
             assert cfg["backward"] == f"d({cfg['forward']})", cname
+        elif cfg["backward"] == "noise":  # noise on the constant rule: against that rule
+            assert spec["configs"][base]["backward"] == "d(Linear)" and cfg["claims"], cname
         else:
             b = spec["configs"][base]
             assert b["backward"] == f"d({b['forward']})" and cfg["claims"], cname

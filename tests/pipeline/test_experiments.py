@@ -124,92 +124,126 @@ def test_diagnostics_measure_against_the_true_gradient():
 
 # --- claims ------------------------------------------------------------------------------
 
-SETTINGS = {"metric": "final_test_acc", "tolerance": 0.01, "k_std": 2.0, "min_baseline": 0.5,
-            "control": "best_mean", "statements": P.load()["claims"]["statements"]}
+SETTINGS = {"metric": "final_test_acc", "delta": 0.01, "min_baseline": 0.5,
+            "statements": P.load()["claims"]["statements"]}
+CHANCE = 0.1135
 
 
-def _judge(metrics, runs, params=None):
+def _config(values, lr=0.01):
+    """A configuration's entry in a runs file: per seed its accuracy, None = diverged."""
+    runs = {f"seed_{s}": ({"final_test_acc": None, "diverged_at_epoch": 3} if v is None
+                          else {"final_test_acc": v, "final_test_loss": 1 - v})
+            for s, v in enumerate(values)}
+    return {"lr": lr, "chance_accuracy": CHANCE, "diverged": sum(v is None for v in values),
+            "runs": runs}
+
+
+def _runs(configs: dict, tuned: dict | None = None) -> dict:
+    """A runs file: ``configs`` name -> per-seed accuracies; ``tuned``: arm -> its tuned
+    configuration (a search record)."""
+    out = {"profile": "full", "configs": {c: _config(v) for c, v in configs.items()}}
+    if tuned is not None:
+        out["tuning"] = {"arms": {c: {"tuned_config": t} for c, t in tuned.items()}}
+    return out
+
+
+def _judge(runs: dict) -> dict:
     """claims.judge with each experiment's configurations (their structure) from params."""
-    params = params or P.load()
-    specs = {e: P.resolve(params, e, "full") for e in metrics}
-    return claims.judge(metrics, runs, SETTINGS, specs)
-
-
-def _m(mean, std):
-    return {"final_test_acc": {"mean": mean, "std": std}}
-
-
-def _write(tmp_path, metrics: dict, seeds=(0, 1, 2)):
-    for exp, m in metrics.items():
-        layout = paths.Layout(tmp_path)
-        for d in (layout.metrics, layout.runs):
-            d.mkdir(parents=True, exist_ok=True)
-        layout.report("metrics", exp).write_text(json.dumps(m))
-        layout.report("runs", exp).write_text(
-            json.dumps({"profile": "full", "settings": {"seeds": list(seeds)}}))
-    return records.read_reports(paths.Layout(tmp_path))
+    params = P.load()
+    specs = {e: P.resolve(params, e, "full") for e in runs}
+    return _by_id(claims.judge(runs, SETTINGS, specs))
 
 
 def _by_id(rows):
     return {r["id"]: r for r in rows}
 
 
-@pytest.mark.parametrize("config_mean, std, expected", [
-    (0.900, 0.0, "supported"),         # equal
-    (0.950, 0.0, "supported"),         # better
-    (0.891, 0.0, "supported"),         # diff -0.009: within the tolerance
-    (0.889, 0.0, "not supported"),     # diff -0.011: beyond the tolerance, no spread
-    (0.889, 0.004, "inconclusive"),    # beyond the tolerance, within 2 x spread (0.0113)
-    (0.870, 0.004, "not supported"),   # beyond both
+BASE = [0.90, 0.91, 0.92, 0.93, 0.94]
+
+
+@pytest.mark.parametrize("shift, expected", [
+    ([0.0] * 5, "supported"),                              # equal: a point interval at 0
+    ([0.05] * 5, "supported"),                             # better
+    ([-0.009] * 5, "supported"),                           # within delta, no spread
+    ([-0.011] * 5, "not supported"),                       # beyond delta, no spread
+    ([-0.011, -0.001, -0.021, -0.006, -0.016], "inconclusive"),  # the interval crosses -delta
+    ([-0.05, -0.04, -0.06, -0.045, -0.055], "not supported"),
 ])
-def test_claim_verdict_flips_at_the_threshold(tmp_path, config_mean, std, expected):
-    metrics, runs = _write(tmp_path, {"lenet": {"standard": _m(0.9, std),
-                                                "constant": _m(config_mean, std)}})
-    rows = _by_id(_judge(metrics, runs))
-    r = rows["lenet_constant"]
-    assert r["verdict"] == expected
-    assert r["diff_mean"] == pytest.approx(config_mean - 0.9, abs=1e-6)
-    assert r["diff_std"] == pytest.approx((2 * std**2) ** 0.5, abs=1e-6)
-    assert r["n_seeds"] == 3 and r["baseline"] == "standard" and r["metric"] == "final_test_acc"
-    assert set(r) >= {"id", "claim", "experiment", "baseline", "config", "metric",
-                      "baseline_mean", "baseline_std", "config_mean", "config_std",
-                      "diff_mean", "diff_std", "n_seeds", "verdict"}
-    assert rows["claim_constant"]["verdict"] == expected
+def test_a_rows_verdict_follows_its_paired_interval(shift, expected):
+    rows = _judge({"lenet": _runs({"standard": BASE,
+                                   "constant": [b + d for b, d in zip(BASE, shift)]})})
+    r = rows["lenet_constant"]["paper"]
+    diffs = shift
+    assert r["verdict"] == expected and r["pairing"] == "paired by seed"
+    assert r["diff"] == pytest.approx(sum(diffs) / 5, abs=1e-6)
+    assert r["low"] <= r["diff"] <= r["high"] and r["seeds"] == [0, 1, 2, 3, 4]
+    assert rows["lenet_constant"]["reference"] == "standard"
+    assert rows["claim_constant"]["paper"]["verdict"] == expected
+    assert rows["lenet_constant"]["tuned"] is None  # no search in these runs
 
 
-def test_a_baseline_that_did_not_learn_decides_nothing(tmp_path):
-    metrics, runs = _write(tmp_path, {"cnn": {"relu_true": _m(0.11, 0.0),
-                                              "relu_full_jam": _m(0.11, 0.0),
-                                              "linear_true": _m(0.51, 0.0),
-                                              "linear_full_jam": _m(0.51, 0.0)}})
-    rows = _by_id(_judge(metrics, runs))
-    assert rows["cnn_relu_full_jam"]["verdict"] == "inconclusive"
-    assert rows["cnn_linear_full_jam"]["verdict"] == "supported"
+def test_a_reference_that_did_not_learn_decides_nothing():
+    rows = _judge({"cnn": _runs({"relu_true": [0.11] * 3, "relu_full_jam": [0.11] * 3,
+                                 "linear_true": [0.51] * 3, "linear_full_jam": [0.51] * 3})})
+    assert rows["cnn_relu_full_jam"]["paper"]["verdict"] == "inconclusive"
+    assert rows["cnn_linear_full_jam"]["paper"]["verdict"] == "supported"
 
 
-def test_claims_pairs_summaries_and_bnn_aggregate(tmp_path):
-    metrics, runs = _write(tmp_path, {
-        "cnn": {"relu_true": _m(0.98, 0.0), "relu_full_jam": _m(0.975, 0.0),
-                "linear_true": _m(0.9, 0.0), "linear_positive_jam": _m(0.5, 0.0),
-                "relu_full_jam_bs256": _m(0.97, 0.0)},
-        "bnn": {"logistic_d8": _m(0.9, 0.0), "step_constant_d8": _m(0.95, 0.0),
-                "logistic_d16": _m(0.9, 0.0), "step_constant_d16": _m(0.85, 0.0)},
-        "mlp_sweep": {"bs16_lr0.05_standard": _m(0.9, 0.0), "bs16_lr0.05_constant": _m(0.9, 0.0)},
-    })
-    rows = _by_id(_judge(metrics, runs))
-    assert rows["cnn_relu_full_jam"]["baseline"] == "relu_true"
-    assert rows["cnn_relu_full_jam"]["verdict"] == "supported"
-    assert rows["cnn_linear_positive_jam"]["verdict"] == "not supported"
-    assert rows["cnn_relu_full_jam_bs256"]["baseline"] == "relu_true"
-    assert rows["claim_jamming"]["verdict"] == "mixed"
-    assert rows["claim_jamming"]["counts"] == {"supported": 2, "not supported": 1,
-                                               "inconclusive": 0}
-    assert rows["bnn_step_constant_d8"]["baseline"] == "logistic_d8"
+def test_a_diverged_seed_counts_as_a_failed_run_at_chance():
+    rows = _judge({"lenet": _runs({"standard": BASE, "constant": [*BASE[:4], None]})})
+    r = rows["lenet_constant"]["paper"]
+    assert r["diverged"] == [1, 0]
+    assert r["config_mean"] == pytest.approx((sum(BASE[:4]) + CHANCE) / 5, abs=1e-6)
+    assert r["verdict"] != "supported"
+
+
+def test_each_row_names_the_comparator_of_its_claim():
+    rows = _judge({
+        "lenet": _runs({"standard": BASE, "constant": BASE, "noise_0.1": BASE}),
+        "cnn": _runs({"relu_true": BASE, "relu_full_jam": BASE, "relu_true_bs256": BASE,
+                      "relu_full_jam_bs256": BASE})})
+    assert rows["lenet_noise_0.1"]["reference"] == "constant"  # noise on the constant rule
+    assert rows["cnn_relu_full_jam_bs256"]["reference"] == "relu_true_bs256"  # same batch size
+    assert "cnn_relu_true_bs256" not in rows
+
+
+def test_rows_with_identical_runs_are_reported_once():
+    rows = _judge({"cnn": _runs({"relu_true": BASE, "relu_full_jam": [0.9] * 5,
+                                 "relu_rectangular_jam_grad": [0.9] * 5,
+                                 "relu_positive_jam_grad": [0.8] * 5})})
+    assert "cnn_relu_rectangular_jam_grad" not in rows
+    assert rows["cnn_relu_full_jam"]["coincides_with"] == [
+        {"id": "cnn_relu_rectangular_jam_grad", "config": "relu_rectangular_jam_grad",
+         "claim_id": "jamming_alternative"}]
+    assert rows["claim_jamming_alternative"]["folded"] == ["cnn_relu_rectangular_jam_grad"]
+    assert rows["claim_jamming_alternative"]["rows"] == 1
+
+
+def test_the_tuned_reading_compares_each_arm_at_its_chosen_rate():
+    runs = _runs({"standard": [0.1135] * 5, "constant": BASE, "standard_tuned": BASE,
+                  "constant_tuned": [b - 0.03 for b in BASE]},
+                 tuned={"standard": "standard_tuned", "constant": "constant_tuned"})
+    r = _judge({"lenet": runs})["lenet_constant"]
+    assert r["paper"]["verdict"] == "inconclusive"  # the paper-setting reference stays at chance
+    assert (r["tuned"]["config"], r["tuned"]["reference"]) == ("constant_tuned",
+                                                               "standard_tuned")
+    assert r["tuned"]["diff"] == pytest.approx(-0.03) and r["tuned"]["verdict"] == "not supported"
+
+
+def test_claim_summaries_and_the_bnn_aggregate():
+    rows = _judge({
+        "cnn": _runs({"relu_true": BASE, "relu_full_jam": BASE,
+                      "linear_true": BASE, "linear_positive_jam": [b - 0.4 for b in BASE]}),
+        "bnn": _runs({"logistic_d8": BASE, "step_constant_d8": [b + 0.02 for b in BASE],
+                      "logistic_d16": BASE, "step_constant_d16": [b - 0.02 for b in BASE]})})
+    assert rows["claim_jamming"]["paper"]["verdict"] == "mixed"
+    assert rows["claim_jamming"]["paper"]["counts"] == {"supported": 1, "not supported": 1,
+                                                        "inconclusive": 0}
     agg = rows["bnn_step_constant"]
     assert agg["kind"] == "aggregate" and agg["d"] == [8, 16]
-    assert agg["diff_mean"] == pytest.approx(0.0) and agg["verdict"] == "supported"
-    assert rows["claim_step"]["verdict"] == "mixed"  # d8 better, d16 worse; aggregate not counted
-    assert rows["mlp_sweep_bs16_lr0.05_constant"]["verdict"] == "supported"
-    assert rows["claim_noise"]["verdict"] == "inconclusive" and rows["claim_noise"]["rows"] == 0
+    assert agg["paper"]["diff"] == pytest.approx(0.0, abs=1e-9)
+    assert agg["paper"]["verdict"] == "supported"
+    assert rows["claim_step"]["paper"]["verdict"] == "mixed"  # the aggregate is not counted
+    assert rows["claim_noise"]["rows"] == 0 and rows["claim_noise"]["paper"] is None
     md = claims.to_markdown(list(rows.values()), SETTINGS, {"cnn": "full"})
-    assert "## `claim_jamming`: mixed" in md and "`cnn_linear_positive_jam`" in md
+    assert "## `claim_jamming`" in md and "`cnn_linear_positive_jam`" in md

@@ -63,7 +63,7 @@ def _variant(p, exp, name, axis="rule"):
         (lambda p: _variant(p, "lenet", "constant").update(claims=["nosuch"]),
          ["experiments.lenet.configs.constant.claims", "'nosuch'", "shaped"]),
         (lambda p: p["experiments"]["cnn"]["grids"][1].update(name="{activation}_{rule}"),
-         ["experiments.cnn.grids.1.name", "'relu_full_jam'", "twice"]),
+         ["experiments.cnn.grids.1.name", "'relu_true'", "twice"]),
         (lambda p: p["experiments"]["cnn"]["grids"][0].update(name="{forwrd}_{rule}"),
          ["experiments.cnn.grids.0.name", "forwrd", "activation"]),
         (lambda p: p["experiments"]["cnn"]["figures"][0].update(rows="forward"),
@@ -107,15 +107,13 @@ EXPECTED_CONFIGS = {
 }
 
 
-# Ours beside the paper's (issue 12): "our control" (the true derivative at other learning
-# rates) where the paper's baseline stays at chance, and the readings the paper leaves open.
+# Ours beside the paper's: the readings the paper leaves open, and the true derivative at the
+# batch sizes of full jamming (the reference of those rows).
 OURS = {
-    "lenet": {f"standard_lr{lr}" for lr in (0.03, 0.1, 0.3, 1.0)} | {"noise_0.5"}
-             | {f"noise_mult_{s}" for s in (0.01, 0.1, 0.5)},
-    "cnn": {f"logistic_true_lr{lr}" for lr in (0.1, 0.3, 1.0)}
+    "lenet": {"noise_0.5"} | {f"noise_mult_{s}" for s in (0.01, 0.1, 0.5)},
+    "cnn": {f"relu_true_bs{b}" for b in (32, 128, 256)}
            | {f"relu_{r}" for r in ("full_jam_sign", "positive_jam_sign", "rectangular_jam_sign",
                                     "positive_jam_grad", "rectangular_jam_grad")},
-    "cnn_fashion": {f"logistic_true_lr{lr}" for lr in (0.1, 0.3, 1.0)},
 }
 
 
@@ -125,7 +123,7 @@ def test_full_profile_is_the_papers(params, name):
     assert set(full["configs"]) == EXPECTED_CONFIGS[name] | OURS.get(name, set())
     for cname in OURS.get(name, ()):
         assert full["configs"][cname]["provenance"].startswith("our "), cname
-    assert len(full["seeds"]) >= (3 if name in ("lenet", "cnn", "cnn_fashion") else 5)
+    assert len(full["seeds"]) >= 5
     assert "train_limit" not in full and "select" not in full
     for cfg in full["configs"].values():
         assert cfg["provenance"]
@@ -163,16 +161,15 @@ def test_show_prints_the_expanded_configurations(capsys):
     shown = yaml.safe_load(capsys.readouterr().out)["cnn"]
     assert list(shown) == [f"{f}_{r}" for f in ("relu", "linear", "logistic")
                            for r in ("true", "full_jam", "positive_jam", "rectangular_jam")] + [
-        f"relu_full_jam_bs{b}" for b in (32, 128, 256)] + [
+        f"relu_{r}_bs{b}" for r in ("true", "full_jam") for b in (32, 128, 256)] + [
         f"relu_{r}" for r in ("full_jam_sign", "positive_jam_sign", "rectangular_jam_sign",
-                              "positive_jam_grad", "rectangular_jam_grad")] + [
-        f"logistic_true_lr{lr}" for lr in (0.1, 0.3, 1.0)]
+                              "positive_jam_grad", "rectangular_jam_grad")]
     assert shown["relu_full_jam_bs128"] == {
         "provenance": "paper, full jamming at BS 128", "forward": "ReLU",
         "backward": "full_jam", "batch_size": 128, "forward_params": {}, "rule_params": {},
         "scope": "activations", "axes": {"activation": "relu", "rule": "full_jam",
                                          "batch_size": 128},
-        "baseline": "relu_true", "claims": ["jamming"]}
+        "baseline": "relu_true_bs128", "claims": ["jamming"]}
     assert shown["relu_true"]["baseline"] is None and shown["relu_true"]["claims"] == []
 
 
