@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import freegrad as fg
 import pytest
 import torch
@@ -11,7 +9,6 @@ import torch
 from experiments import config as P
 from experiments import data as D
 from experiments.analysis import claims
-from experiments.results import paths, records
 from experiments.tasks import binary_unit as bnn
 from experiments.tasks import digits_mlp as mlp
 from experiments.tasks import lenet5 as lenet
@@ -171,7 +168,7 @@ BASE = [0.90, 0.91, 0.92, 0.93, 0.94]
 ])
 def test_a_rows_verdict_follows_its_paired_interval(shift, expected):
     rows = _judge({"lenet": _runs({"standard": BASE,
-                                   "constant": [b + d for b, d in zip(BASE, shift)]})})
+                                   "constant": [b + d for b, d in zip(BASE, shift, strict=True)]})})
     r = rows["lenet_constant"]["paper"]
     diffs = shift
     assert r["verdict"] == expected and r["pairing"] == "paired by seed"
