@@ -31,6 +31,7 @@ from experiments.config.schema import (
     message,
 )
 from experiments.config.tasks import task_module
+from experiments.training import binding
 from experiments.training.executor import Executor, ExecutorError
 
 
@@ -58,8 +59,6 @@ def _check_rule(where: str, cfg: dict) -> None:
     and what is accepted) are kept; the params.yaml key path is put in front."""
     import freegrad as fg
     from freegrad import context, forwards
-
-    from experiments.training import binding  # it imports this package: here, not on top
 
     try:
         forwards.get_forward(cfg["forward"]).bind(dict(cfg.get("forward_params") or {}))

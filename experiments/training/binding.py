@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 
-from experiments.config import DEFAULT_SCOPE, TRUE_DERIVATIVE
+from experiments.config.schema import DEFAULT_SCOPE, TRUE_DERIVATIVE
 
 RULE_FIELDS = ("forward", "forward_params", "backward", "rule_params", "scope")
 
