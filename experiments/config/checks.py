@@ -31,12 +31,30 @@ from experiments.config.schema import (
     message,
 )
 from experiments.config.tasks import task_module
+from experiments.training import binding
 from experiments.training.executor import Executor, ExecutorError
+
+
+def _check_schedules(where: str, rule_params: dict) -> None:
+    """Each mapping among ``rule_params`` is a schedule spec freegrad reads
+    (``fg.schedules.from_spec``: its kind and keys); the error names the parameter's key."""
+    from freegrad import schedules
+
+    for key, value in rule_params.items():
+        if not isinstance(value, dict):
+            continue
+        try:
+            schedules.from_spec(value)
+        except (TypeError, ValueError) as e:
+            raise ParamsError(f"{where}.rule_params.{key}: {value!r} is not a schedule: "
+                              f"{message(e)}") from None
 
 
 def _check_rule(where: str, cfg: dict) -> None:
     """Ask freegrad whether the forward, the rule and their parameters exist and bind.
 
+    The rule is bound as training binds it (``binding.rule_block``, the ``fg.use`` block):
+    a scheduled parameter is checked at its knots (step 0, ``steps``, the boundaries).
     freegrad's own messages (unknown name with suggestions, unknown or invalid parameter
     and what is accepted) are kept; the params.yaml key path is put in front."""
     import freegrad as fg
@@ -52,21 +70,21 @@ def _check_rule(where: str, cfg: dict) -> None:
     if backward in TRUE_DERIVATIVE:
         return
     try:
-        rule = fg.get(backward)
+        fg.get(backward)
     except (fg.RuleError, KeyError, TypeError, ValueError) as e:
         raise ParamsError(f"{where}.backward: {message(e)}") from None  # names the rule
-    try:
-        rule.bind(dict(cfg.get("rule_params") or {}))
-    except (KeyError, TypeError, ValueError) as e:
-        raise ParamsError(f"{where}.rule_params: {cfg.get('rule_params') or {}!r} for rule "
-                          f"{backward!r}: {message(e)}") from None
     scope = cfg.get("scope", DEFAULT_SCOPE)
     try:
         context.parse_scope(scope)
     except (TypeError, ValueError):
         raise ParamsError(f"{where}.scope: unknown value {scope!r}; accepted: "
                           + ", ".join(("all", *context.SCOPES))) from None
-
+    _check_schedules(where, dict(cfg.get("rule_params") or {}))
+    try:
+        binding.rule_block(cfg)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ParamsError(f"{where}.rule_params: {cfg.get('rule_params') or {}!r} for rule "
+                          f"{backward!r}: {message(e)}") from None
 
 
 def _check_diagnostics(where: str, diag: dict, configs: dict) -> None:

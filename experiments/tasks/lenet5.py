@@ -32,7 +32,7 @@ def _diagnosed(spec: dict, cfg: dict, data: dict, diagnostics):
     """A ``before_step`` hook that measures ``diagnostics`` on an ``nn`` copy of the run's
     LeNet-5, loaded with the step's parameters at each step it measures (every ``every``)."""
     model = build_model(spec, cfg, data["meta"])
-    diag = diagnostics(model)
+    diag = diagnostics(model, None)  # the C++ step trains no scheduled parameter
     x, y = data["train_x"], data["train_y"]
 
     def before_step(_, step: int, idx, params) -> None:
@@ -44,7 +44,7 @@ def _diagnosed(spec: dict, cfg: dict, data: dict, diagnostics):
 
 def fast_fit(spec: dict, cfg: dict, seed: int, data: dict, on_epoch=None, diagnostics=None):
     """(rows, where it diverged or None) of one run, as ``loop.fit`` would train it;
-    ``diagnostics(model)`` as ``loop.fit`` takes it (measured on the C++ step's weights)."""
+    ``diagnostics(model, clock)`` as ``loop.fit`` takes it (measured on the C++ step's weights)."""
     (result,) = wide_lenet.train(
         [wide_lenet.Member.from_config(cfg, seed)], data,
         batch_size=cfg.get("batch_size", spec["batch_size"]), epochs=spec["epochs"],

@@ -10,7 +10,10 @@ gets exactly its own gradient).  Rows: one per epoch, epoch 0 the initial evalua
 with ``train_loss, train_acc, test_loss, test_acc, seconds``.
 
 A configuration may override ``batch_size`` and ``lr`` (``setting``).  The rule is bound
-when the forward runs: one ``binding.rule_context`` block covers the whole run.
+when the forward runs: one ``binding.rule_context`` block covers the whole run.  A rule
+parameter that follows a schedule advances one step per optimiser step (the block's clock
+attached to the optimiser); its rows then also carry the values in force at the end of each
+epoch, ``rule/<param>`` (``binding.values_in_force``; the curves files keep their columns).
 """
 
 from __future__ import annotations
@@ -140,9 +143,12 @@ def _model(task, spec: dict, cfg: dict, seeds: Seeds, meta: dict, device):
     return model.to(device)
 
 
-def _rows(epoch: int, train: tuple, test: tuple, seconds: float) -> list[dict]:
+def _rows(epoch: int, train: tuple, test: tuple, seconds: float, block) -> list[dict]:
+    """Per seed, the row of ``epoch``; a scheduled rule's values in force at its end
+    (``rule/<param>``, ``binding.values_in_force``) follow, for scheduled runs only."""
     return [dict(epoch=epoch, train_loss=train[0][s], train_acc=train[1][s],
                  test_loss=test[0][s], test_acc=test[1][s], seconds=seconds)
+            | binding.values_in_force(block)
             for s in range(len(train[0]))]
 
 
@@ -153,13 +159,16 @@ def _fit(task, spec: dict, cfg: dict, seeds: Seeds, data: dict, device, on_epoch
     opt = make_optimizer(spec, model, setting(spec, cfg, "lr"))
     if spec.get("compile"):  # optional, off by default: see benchmarks/bench_epoch.py
         model = torch.compile(model)
-    diag = diagnostics(model) if diagnostics is not None else None
+    block = binding.rule_context(cfg, seeds.seeds[0])  # stacked: deterministic rules only
+    binding.count_steps(block, opt)  # scheduled parameters: one step per opt.step()
+    clock = getattr(block, "clock", None)  # None: the true derivative, no block
+    diag = diagnostics(model, clock) if diagnostics is not None else None
     ev = seeds if seeds.stacked else None
     x, y, tx, ty = data["train_x"], data["train_y"], data["test_x"], data["test_y"]
     rows = [[r] for r in _rows(0, evaluate(task, model, x, y, ev),
-                               evaluate(task, model, tx, ty, ev), 0.0)]
+                               evaluate(task, model, tx, ty, ev), 0.0, block)]
     state = {"step": 0, "epoch": 0, "rows": rows if seeds.stacked else rows[0]}
-    with binding.rule_context(cfg, seeds.seeds[0]):  # stacked: deterministic rules only
+    with block:
         for epoch in range(1, spec["epochs"] + 1):
             t0 = time.perf_counter()
             model.train()
@@ -171,7 +180,8 @@ def _fit(task, spec: dict, cfg: dict, seeds: Seeds, data: dict, device, on_epoch
             # stacked: the epoch's time is shared by its seeds
             seconds = (time.perf_counter() - t0) / len(seeds)
             for s, row in enumerate(_rows(epoch, ([v / n for v in loss_sum],
-                                                  [c / n for c in correct]), test, seconds)):
+                                                  [c / n for c in correct]), test, seconds,
+                                                 block)):
                 rows[s].append(row)
             if on_epoch is not None:
                 on_epoch(rows[0][-1])
@@ -195,8 +205,9 @@ def fit(task, spec: dict, cfg: dict, seed: int, data: dict, device, on_epoch=Non
         diagnostics=None, engine: str = "auto") -> list[dict]:
     """Train one (configuration, seed); return one row per epoch (epoch 0 = initial).
 
-    ``on_epoch(row)`` is called after every epoch.  ``diagnostics(model)``, if given,
-    returns a ``GradientDiagnostics`` called before every optimiser step with the batch
+    ``on_epoch(row)`` is called after every epoch.  ``diagnostics(model, clock)``, if given,
+    (``clock``: the rule block's, that scheduled parameters read) returns a
+    ``GradientDiagnostics`` called before every optimiser step with the batch
     loss (it measures every ``every`` steps, against the true derivative).  Raises
     ``Diverged`` with the rows so far.  ``engine``: "auto" trains with the task's own
     trainer where it has one for this run (LeNet-5: ``tasks.wide_lenet``, the same run to

@@ -84,7 +84,8 @@ def _epoch_logger(mlrun, job, seed: int, progress: Progress):
         progress.advance()
         mlrun.log_epoch(row["epoch"], {k: row[k] for k in ("train_loss", "train_acc",
                                                            "test_loss", "test_acc")}
-                        | {"epoch_seconds": row["seconds"]})
+                        | {"epoch_seconds": row["seconds"]}
+                        | {k: v for k, v in row.items() if k.startswith("rule/")})
     return on_epoch
 
 
@@ -97,10 +98,10 @@ def _train(mlrun, job, seed: int, data: dict, device, trained, progress: Progres
         return trained, []
     spec, cfg, made = job.experiment.spec, job.cfg, []  # made: the run's GradientDiagnostics
 
-    def diagnostics(model):
+    def diagnostics(model, clock):
         made.append(binding.make_diagnostics(spec, cfg, seed, model, lambda metrics, step:
                     mlrun.log_epoch(step, {f"diag/{k}": v for k, v in metrics.items()
-                                           if math.isfinite(v)})))
+                                           if math.isfinite(v)}), clock))
         return made[-1]
 
     diagnosed = binding.diagnosed(spec, cfg, job.config, seed)

@@ -18,8 +18,9 @@ divergence code as one seed).  Each seed keeps what it would get alone: its init
 
 Used when an experiment sets ``stack_seeds: true`` and ``eligible`` allows it: a model made
 of ``nn.Linear`` and ``fg.Activation`` only (``suc``, ``mlp``, ``mlp_sweep``, ``bnn``),
-SGD, no diagnostics, no compile, and a deterministic rule (stochastic rules draw random
-numbers per seed: one draw for the wide tensor would not be the draws of S separate runs).
+SGD, no diagnostics, no compile, and a deterministic rule with fixed parameters (stochastic
+rules draw random numbers per seed: one draw for the wide tensor would not be the draws of S
+separate runs; a scheduled parameter trains one seed at a time).
 Otherwise the loop trains one seed at a time.  A seed whose loss turns NaN makes the
 configuration fall back to one seed at a time, which reports the divergence.
 """
@@ -43,6 +44,9 @@ def eligible(module, spec: dict, cfg: dict, meta: dict) -> str | None:
         return "compile is for one seed at a time"
     if binding.is_stochastic(cfg):
         return f"rule {cfg['backward']!r} is stochastic"
+    if binding.scheduled(cfg):
+        return (f"rule parameter(s) {binding.scheduled(cfg)} follow a schedule (stacked "
+                "training is checked equal to one seed at a time for fixed parameters only)")
     model = module.build_model(spec, cfg, meta)
     if not isinstance(model, nn.Sequential) or not all(
             isinstance(m, (nn.Linear, fg.Activation)) for m in model):

@@ -43,6 +43,21 @@ PARAMS_CASES = [
      [f"{LENET}.rectangular.rule_params", "unknown parameter(s) ['c']", "accepts ['a', 'b']"]),
     ("unknown forward parameter", f"{LENET}.standard.forward_params: {{slope: 2.0}}",
      [f"{LENET}.standard.forward", "'Logistic'", "slope"]),
+    ("unknown schedule kind",
+     f"{LENET}.rectangular.rule_params.b: {{schedule: linaer, start: 1.0, end: 0.25, steps: 9}}",
+     [f"{LENET}.rectangular.rule_params.b", "not a schedule", "unknown schedule 'linaer'",
+      "'linear'"]),
+    ("schedule with a missing key",
+     f"{LENET}.rectangular.rule_params.b: {{schedule: linear, start: 1.0, end: 0.25}}",
+     [f"{LENET}.rectangular.rule_params.b", "missing key(s) ['steps']",
+      "it takes ['start', 'end', 'steps']"]),
+    ("schedule leaving the rule's range",
+     f"{LENET}.rectangular.rule_params.b: {{schedule: linear, start: 1.0, end: -2.0, steps: 9}}",
+     [f"{LENET}.rectangular.rule_params", "'rectangular'", "a=-1.0 must be < b=-2.0",
+      "at step 9"]),
+    ("unknown scheduled parameter",
+     f"{LENET}.rectangular.rule_params.c: {{schedule: linear, start: 1.0, end: 0.5, steps: 9}}",
+     [f"{LENET}.rectangular.rule_params", "unknown parameter(s) ['c']", "accepts ['a', 'b']"]),
     ("unknown scope", f"{LENET}.rectangular.scope: everywhere",
      [f"{LENET}.rectangular.scope", "'everywhere'", "all, activations, params"]),
     ("wrong type", "experiments.lenet.lr: fast",
@@ -97,6 +112,12 @@ _EDITS = {
     "unknown rule parameter": lambda p: _cfg(p, "rectangular").update(rule_params={"c": 1.0}),
     "unknown forward parameter":
         lambda p: _cfg(p, "standard").update(forward_params={"slope": 2.0}),
+    "unknown schedule kind": lambda p: _schedule(p, "b", "linaer", 1.0, 0.25),
+    "schedule with a missing key":
+        lambda p: _cfg(p, "rectangular")["rule_params"].update(
+            b={"schedule": "linear", "start": 1.0, "end": 0.25}),
+    "schedule leaving the rule's range": lambda p: _schedule(p, "b", "linear", 1.0, -2.0),
+    "unknown scheduled parameter": lambda p: _schedule(p, "c", "linear", 1.0, 0.5),
     "unknown scope": lambda p: _cfg(p, "rectangular").update(scope="everywhere"),
     "wrong type": lambda p: p["experiments"]["lenet"].update(lr="fast"),
     "wrong type (bool for int)": lambda p: p["experiments"]["lenet"].update(epochs=True),
@@ -115,6 +136,12 @@ _EDITS = {
 def _cfg(p, name):
     """The fields of lenet's variant ``name`` (configuration ``name`` once expanded)."""
     return p["experiments"]["lenet"]["grids"][0]["axes"]["rule"][name]
+
+
+def _schedule(p, key, kind, start, end):
+    """lenet's rectangular window with ``rule_params.<key>`` a schedule over 9 steps."""
+    _cfg(p, "rectangular")["rule_params"].update(
+        {"a": -1.0, key: {"schedule": kind, "start": start, "end": end, "steps": 9}})
 
 
 def test_the_table_covers_every_edit():

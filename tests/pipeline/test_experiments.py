@@ -96,7 +96,7 @@ def test_diagnostics_measure_against_the_true_gradient():
     data = mlp.prepare(D.make_digits(), torch.device("cpu"))
     holder = {}
 
-    def factory(model):
+    def factory(model, clock):
         holder["d"] = binding.make_diagnostics(spec, cfg, 0, model)
         return holder["d"]
 

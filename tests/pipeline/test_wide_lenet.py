@@ -273,7 +273,7 @@ def test_a_diagnosed_run_measures_the_same_directions_on_the_c_step(data):
     cfg, made = CASES[name], {}
 
     def factory(engine):
-        def make(model):
+        def make(model, clock):
             made[engine] = GradientDiagnostics(model, cfg["backward"],
                                                dict(cfg["rule_params"]) or None,
                                                "activations", every=3, seed=0)

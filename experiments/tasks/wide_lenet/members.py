@@ -91,6 +91,10 @@ def rule_of(member: Member) -> Rule:
     if member.scope not in ("activations", "all"):
         raise ValueError(f"wide_lenet: scope {member.scope!r} is not supported (LeNet5 has no "
                          "parameter hooks: only activation rules change its training)")
+    scheduled = sorted(k for k, v in member.rule_params.items() if fg.schedules.is_schedule(v))
+    if scheduled:
+        raise ValueError(f"wide_lenet: rule parameter(s) {scheduled} follow a schedule (the C++ "
+                         "step binds fixed parameters; the training loop counts the steps)")
     rule = fg.get(member.backward)
     if _builtin(getattr(rule, "name", None)) is not rule:
         raise ValueError(f"wide_lenet: rule {member.backward!r} is not supported")
