@@ -8,8 +8,10 @@ provenance column; the cells are ``experiments.analysis.tables.experiment_table`
 paper renders as LaTeX) and ``<name>.csv`` (mean and std as separate numeric columns).
 The numbers come from the DVC metrics ``reports/metrics/<name>.json``; the rule names,
 settings and provenance from ``reports/runs/<name>.json`` (both written by
-``train@<name>``).  No wall times: the tables are DVC outputs and must repeat byte for
-byte, so seconds per epoch stay in ``reports/timings/`` and MLflow.
+``train@<name>``).  An experiment with ``published`` numbers (params.yaml) gets a second
+table in its Markdown, our top-1 error beside them, and their columns in its CSV.  No wall
+times: the tables are DVC outputs and must repeat byte for byte, so seconds per epoch stay
+in ``reports/timings/`` and MLflow.
 """
 
 from __future__ import annotations
@@ -36,11 +38,16 @@ def main() -> int:
         metrics = json.loads(mpath.read_text())
         details = json.loads(layout.report("runs", name).read_text())
         header, rows = tables.experiment_table(metrics, details)
-        files.write_text(layout.table(name, "md"),
-                      tables.markdown(header, rows, tables.caption(details)))
+        text, numeric = tables.markdown(header, rows, tables.caption(details)), \
+            tables.numeric_rows(metrics, details)
+        if details.get("published"):  # our numbers beside the published ones
+            text += "\n" + tables.markdown(*tables.published_table(metrics, details),
+                                           tables.published_caption(details))
+            extra = tables.published_numeric(metrics, details)
+            numeric = [row | extra.get(row["config"], {}) for row in numeric]
+        files.write_text(layout.table(name, "md"), text)
         files.write_text(layout.table(name, "csv"),
-                      pd.DataFrame(tables.numeric_rows(metrics, details))
-                      .to_csv(index=False, lineterminator="\n"))
+                      pd.DataFrame(numeric).to_csv(index=False, lineterminator="\n"))
         print(f"report: wrote reports/tables/{name}.md and .csv")
         written += 1
     if written == 0:

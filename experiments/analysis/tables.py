@@ -107,6 +107,52 @@ def numeric_rows(metrics: dict, details: dict) -> list[dict]:
     return rows
 
 
+def _error(summary: dict | None) -> dict | None:
+    """Top-1 error in %, 100 (1 − accuracy), of an accuracy summary (mean and std)."""
+    if summary is None or summary.get("mean") is None:
+        return None
+    return {"mean": round(100.0 * (1.0 - summary["mean"]), 4),
+            "std": round(100.0 * (summary["std"] or 0.0), 4)}
+
+
+def published_table(metrics: dict, details: dict) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): our top-1 error beside the published one (``published`` of the
+    experiment in params.yaml), per configuration it names. "Best epoch" is the lowest test
+    error over epochs: the published protocol's (biotorch keeps the model with the best
+    accuracy on the same 10k images it reports)."""
+    pub = details["published"]
+    header = ["Configuration", "Forward / backward", "Top-1 error, final (%)",
+              "Top-1 error, best epoch (%)", "Published top-1 error (%)", "Seeds"]
+    rows = []
+    for cname, value in pub["top1_error"].items():
+        if cname not in metrics:  # not trained in this profile (a smoke profile's subset)
+            rows.append([cname, "not run in this profile", "–", "–", num(value), "0"])
+            continue
+        s, c = metrics[cname], details["configs"][cname]
+        final, best = _error(s["final_test_acc"]), _error(s["best_test_acc"])
+        rows.append([cname, f"{c['forward']} / {_rule(c)}", _pm(final), _pm(best),
+                     num(value), str(len(details["settings"]["seeds"]))])
+    return header, rows
+
+
+def published_caption(details: dict) -> str:
+    return f"Beside the published numbers: {details['published']['source']}"
+
+
+def published_numeric(metrics: dict, details: dict) -> dict[str, dict]:
+    """Per configuration the CSV's extra columns: our top-1 errors and the published one."""
+    out = {}
+    for cname, value in details["published"]["top1_error"].items():
+        if cname not in metrics:
+            continue
+        final = _error(metrics[cname]["final_test_acc"]) or {"mean": None, "std": None}
+        best = _error(metrics[cname]["best_test_acc"]) or {"mean": None, "std": None}
+        out[cname] = {"top1_error_final_mean": final["mean"], "top1_error_final_std": final["std"],
+                      "top1_error_best_mean": best["mean"], "top1_error_best_std": best["std"],
+                      "published_top1_error": value}
+    return out
+
+
 READING_NAMES = {"paper": "at the paper's settings", "tuned": "tuned"}
 
 

@@ -19,6 +19,7 @@ from experiments.config.schema import (
     ONES_KEYS,
     OPTIMIZERS,
     PROFILES,
+    PUBLISHED_KEYS,
     REQUIRED_CONFIG_KEYS,
     REQUIRED_EXPERIMENT_KEYS,
     STRUCTURE,
@@ -75,10 +76,14 @@ def _check_rule(where: str, cfg: dict) -> None:
         raise ParamsError(f"{where}.backward: {message(e)}") from None  # names the rule
     scope = cfg.get("scope", DEFAULT_SCOPE)
     try:
-        context.parse_scope(scope)
+        scopes = context.parse_scope(scope)
     except (TypeError, ValueError):
         raise ParamsError(f"{where}.scope: unknown value {scope!r}; accepted: "
-                          + ", ".join(("all", *context.SCOPES))) from None
+                          + ", ".join(("all", *context.SCOPES, context.FEEDBACK))) from None
+    try:  # a layer feedback rule takes scope feedback, and only it does
+        context.check_rule_scope(fg.get(backward), scopes)
+    except ValueError as e:
+        raise ParamsError(f"{where}.scope: {scope!r} for rule {backward!r}: {e}") from None
     _check_schedules(where, dict(cfg.get("rule_params") or {}))
     try:
         binding.rule_block(cfg)
@@ -93,6 +98,14 @@ def _check_diagnostics(where: str, diag: dict, configs: dict) -> None:
         raise ParamsError(f"{where}.every: must be positive, got {diag['every']!r}")
     for cname in diag.get("configs", []):
         choice(f"{where}.configs", cname, list(configs))
+
+
+def _check_published(where: str, published: dict, configs: dict) -> None:
+    """Published numbers: their source, and a top-1 error (%) per configuration named."""
+    check_keys(where, published, PUBLISHED_KEYS, tuple(PUBLISHED_KEYS))
+    for cname, value in published["top1_error"].items():
+        choice(f"{where}.top1_error", cname, list(configs))
+        check_keys(f"{where}.top1_error", {cname: value}, {cname: float})
 
 
 def _check_positive(where: str, mapping: dict, keys) -> None:
@@ -188,6 +201,8 @@ def _validate_experiment(name: str, spec: dict, module=None, claims=()) -> None:
         _check_diagnostics(f"{where}.diagnostics", spec["diagnostics"], spec["configs"])
     _check_figures(f"{where}.figures", spec.get("figures", []), spec["configs"])
     _check_tuning(f"{where}.tuning", spec.get("tuning"))
+    if "published" in spec:
+        _check_published(f"{where}.published", spec["published"], spec["configs"])
     _check_profiles(where, spec, schema, lenient)
     for cname in spec.get("select", []):
         choice(f"{where}.select", cname, list(spec["configs"]))

@@ -50,7 +50,11 @@ EXPERIMENT_KEYS = {
     # train the seeds of a configuration together, stacked with torch.func (default
     # false; small models with a deterministic rule only, see experiments/training/stacked.py)
     "stack_seeds": bool,
+    # published numbers to set ours beside (the report's second table): PUBLISHED_KEYS
+    "published": dict,
 }
+# ``published``: where the numbers come from, and per configuration name its top-1 error (%).
+PUBLISHED_KEYS = {"source": str, "top1_error": dict}
 REQUIRED_EXPERIMENT_KEYS = ("task", "dataset", "lr", "batch_size", "epochs", "seeds", "grids")
 CONFIG_KEYS = {
     "forward": str,

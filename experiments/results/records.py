@@ -159,7 +159,8 @@ def details_of(experiment, meta: dict, runs: list[Run], chance: dict,
             "diverged": sum(r.diverged for r in cruns),
             "runs": {f"seed_{r.seed}": r.record() for r in cruns},
         }
-    return {"experiment": name, "stage": f"train@{name}", "profile": experiment.profile,
+    published = {"published": spec["published"]} if "published" in spec else {}
+    return published | {"experiment": name, "stage": f"train@{name}", "profile": experiment.profile,
             "title": spec["title"], "dataset": spec["dataset"],
             "settings": {k: spec[k] for k in SETTINGS}
             | {k: spec[k] for k in ("train_limit", "test_limit") if k in spec},

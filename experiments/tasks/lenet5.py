@@ -18,8 +18,9 @@ n_correct = models.n_correct_argmax
 
 def fast_fit_supports(cfg: dict) -> bool:
     """Whether ``wide_lenet`` trains this configuration (its forward, rule and scope) and
-    its C++ step is built here."""
-    if wide_lenet.extension() is None:
+    its C++ step is built here. A layer feedback rule (``scope: feedback``) is not: the C++
+    step's backward sends the error through W, so those runs train on the autograd loop."""
+    if cfg.get("scope") == "feedback" or wide_lenet.extension() is None:
         return False
     try:
         wide_lenet.check_members([wide_lenet.Member.from_config(cfg, 0)])

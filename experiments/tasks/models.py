@@ -72,11 +72,18 @@ def n_correct_argmax(output: torch.Tensor, target: torch.Tensor) -> int:
 
 
 def build_lenet5(spec: dict, cfg: dict, meta: dict) -> LeNet5:
-    """``build_model`` of the LeNet-5 experiments (``lenet``, ``cnn``, ``cnn_fashion``).
+    """``build_model`` of the LeNet-5 experiments (``lenet``, ``cnn``, ``cnn_fashion``,
+    ``feedback``, ``feedback_fashion``).
 
-    Weights in channels_last: oneDNN's convolutions on the CPU run about 1.15x faster
-    with it (benchmarks/bench_epoch.py), and the activations follow that layout."""
-    return LeNet5(cfg, n_classes=meta["classes"]).to(memory_format=torch.channels_last)
+    A configuration with ``scope: feedback`` (a layer feedback rule, ``freegrad.feedback``)
+    gets feedback layers: every Conv2d and Linear is converted (``fg.convert(feedback=True)``),
+    as biotorch converts every layer of its LeNet. Weights in channels_last: oneDNN's
+    convolutions on the CPU run about 1.15x faster with it (benchmarks/bench_epoch.py), and
+    the activations follow that layout."""
+    model = LeNet5(cfg, n_classes=meta["classes"])
+    if cfg.get("scope") == "feedback":
+        fg.convert(model, feedback=True)
+    return model.to(memory_format=torch.channels_last)
 
 
 # --- DIGITS (the MLP experiments) ----------------------------------------------------------

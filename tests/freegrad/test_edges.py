@@ -13,7 +13,7 @@ from freegrad.forwards import FORWARDS
 from freegrad.kernels import NATIVE_DTYPES, build
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
-RULES = fg.names()  # the built-in rules (no user rule is registered at collection time)
+RULES = fg.names("activations")  # built-in gradient rules (no user rule registered yet)
 SEED = 7
 G = [1.0, -2.5, 0.0, -0.0, math.nan, math.inf, -math.inf]  # incoming gradients at each edge
 

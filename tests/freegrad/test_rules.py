@@ -74,11 +74,11 @@ NOISY_OPTIONS = [
 
 
 def test_every_registered_rule_has_a_formula_test():
-    assert set(fg.names()) == set(FORMULAS) | set(NOISY)
+    assert set(fg.names("activations")) == set(FORMULAS) | set(NOISY)
 
 
 def test_exactly_the_noisy_rules_are_marked_stochastic():
-    assert {n for n in fg.names() if fg.get(n).stochastic} == set(NOISY)
+    assert {n for n in fg.names("activations") if fg.get(n).stochastic} == set(NOISY)
     assert fg.compose("rectangular", "noise").stochastic
     assert not fg.compose("rectangular").stochastic
 

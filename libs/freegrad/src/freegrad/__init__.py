@@ -9,11 +9,13 @@
 The rule in force when a forward runs is the one its backward applies.
 """
 
-from . import diagnostics, kernels, rules, schedules, transforms  # noqa: F401  (transforms: rules)
+from . import diagnostics, feedback, kernels, rules, schedules, transforms  # noqa: F401  (transforms: rules)
 from .blend import Blend
 from .context import RuleContext, exact, normal_like, uniform_like, use
 from .convert import convert, strip
 from .edges import Edges
+from .feedback import FeedbackRule
+from .feedback_layers import FeedbackConv2d, FeedbackLinear
 from .forwards import FORWARDS
 from .functional import activation
 from .hook import attach_param_hooks
@@ -37,6 +39,9 @@ __all__ = [
     "Clock",
     "Composite",
     "Edges",
+    "FeedbackConv2d",
+    "FeedbackLinear",
+    "FeedbackRule",
     "FORWARDS",
     "Interval",
     "Primitive",
@@ -51,6 +56,7 @@ __all__ = [
     "convert",
     "diagnostics",
     "exact",
+    "feedback",
     "get",
     "learnable",
     "learned_values",

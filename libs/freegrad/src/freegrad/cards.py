@@ -110,16 +110,39 @@ def _learnable(name: str, rule: Rule) -> list[str]:
             for param, (_, formula) in primitive.grads.items()]
 
 
+FEEDBACK_HEADER = """
+## Layer feedback rules
+
+Rules for `scope="feedback"`: an `nn.Linear` or `nn.Conv2d` layer (made a feedback layer by
+`fg.convert(model, feedback=True)`) keeps its forward y = x Wᵀ + b (conv2d(x, W, b)) and its
+true weight and bias gradients, and passes g B (conv_transpose2d(g, B)) to its input instead of
+g W. R is drawn like the layer's initialisation `init`: "kaiming" U(±1/√fan_in) (PyTorch's
+default), "xavier" U(±√(6/(fan_in + fan_out))) (biotorch's); s = that distribution's standard
+deviation. "Draws R": never, once per layer (then fixed), or at every forward (every batch),
+from `use(..., seed=N)`'s generator.
+
+| rule | feedback matrix B | parameters (defaults) | draws R | source |
+|---|---|---|---|---|
+"""
+
+
+def _feedback(name: str, rule) -> list[str]:
+    draws = {"none": "never", "fixed": "once per layer", "batch": "every batch"}[rule.draws]
+    return [f"`{name}`", rule.formula, _params(rule), draws, rule.source]
+
+
 def render() -> str:
     rows, edge_rows, learnable_rows = [], [], []
-    for name in registry.names():
+    feedback_rows = [_row(_feedback(n, registry.get(n))) for n in registry.names("feedback")]
+    for name in registry.names("activations"):
         rule = registry.get(name)
         rows.append(_row([f"`{name}`", rule.formula, _params(rule), _saves(rule),
                           "yes" if rule.stochastic else "no", rule.source]))
         edge_rows.append(_row(_edges(name, rule)))
         learnable_rows += _learnable(name, rule)
     return (HEADER + "\n".join(rows) + "\n" + EDGES_HEADER + "\n".join(edge_rows) + "\n"
-            + LEARNABLE_HEADER + "\n".join(learnable_rows) + "\n")
+            + LEARNABLE_HEADER + "\n".join(learnable_rows) + "\n"
+            + FEEDBACK_HEADER + "\n".join(feedback_rows) + "\n")
 
 
 def main(argv: list[str]) -> None:

@@ -29,20 +29,42 @@ from .rules import AnyRule, BoundComposite, BoundRule
 from .scheduling import Clock, ScheduledParams, numeric_values
 from .targeting import as_layers
 
-SCOPES = ("activations", "params")
-_SCOPE_WORDS = ("all",) + SCOPES
+SCOPES = ("activations", "params")  # what "all" covers in use(): the gradient rules' scopes
+FEEDBACK = "feedback"  # Linear and Conv2d layers' feedback matrices (freegrad.feedback)
+_SCOPE_WORDS = ("all",) + SCOPES + (FEEDBACK,)
 
 _BINDINGS: contextvars.ContextVar[tuple[Binding, ...]] = contextvars.ContextVar(
     "freegrad_bindings", default=()
 )
 
 
-def parse_scope(scope: str | Iterable[str]) -> frozenset[str]:
+def parse_scope(scope: str | Iterable[str], all_means: tuple[str, ...] = SCOPES) -> frozenset[str]:
+    """The scopes ``scope`` names; "all" stands for ``all_means`` (``exact`` adds "feedback")."""
     words = (scope,) if isinstance(scope, str) else tuple(scope)
     bad = [w for w in words if w not in _SCOPE_WORDS]
     if bad or not words:
         raise ValueError(f"unknown scope {bad or words!r}; valid scopes are {list(_SCOPE_WORDS)}")
-    return frozenset(SCOPES if "all" in words else words)
+    if "all" in words:
+        words = all_means + tuple(w for w in words if w != "all")
+    return frozenset(words)
+
+
+def check_rule_scope(rule: Any, scopes: frozenset[str]) -> None:
+    """A layer feedback rule acts in scope "feedback" alone, and only it acts there."""
+    feedback_rule = bool(getattr(rule, "layer_feedback", False))
+    if feedback_rule == (scopes == {FEEDBACK}):
+        return
+    from .registry import names
+
+    accepted = names(FEEDBACK)
+    if feedback_rule:
+        raise ValueError(
+            f"rule {rule.name!r} is a layer feedback rule (it gives Linear and Conv2d layers "
+            f"their feedback matrix), so it takes scope='feedback' alone, not "
+            f"{sorted(scopes)}")
+    raise ValueError(
+        f"scope 'feedback' takes a layer feedback rule, one of {accepted}, alone; "
+        f"{rule.name!r} is a gradient rule (scopes {list(SCOPES)})")
 
 
 @dataclass(eq=False)
@@ -101,7 +123,8 @@ class RuleContext:
 
 
 def current(scope: str, module: Any = None) -> Binding | None:
-    """The innermost binding in force for ``scope`` ("activations" or "params") and ``module``.
+    """The innermost binding in force for ``scope`` ("activations", "params" or "feedback") and
+    ``module``.
 
     A binding limited to some layers covers only those modules (not functional calls).
     Callers bind what this returns, so it marks the binding as taken (one attribute store).
@@ -123,6 +146,8 @@ _WHAT_TAKES = {  # scope -> what takes a rule there, and how to get one
     "activations": "freegrad Activation (convert the model first: fg.convert(model), or call "
                    "freegrad.functional.activation)",
     "params": "module with parameter hooks (call fg.attach_param_hooks(model) first)",
+    FEEDBACK: "feedback layer (fg.FeedbackLinear or fg.FeedbackConv2d: convert the model's "
+              "nn.Linear and nn.Conv2d first with fg.convert(model, feedback=True))",
 }
 
 
@@ -133,7 +158,8 @@ def _takers(scopes: frozenset[str]) -> str:
 # What takes a rule, by scope, says so with a true marker attribute, so this module need not
 # import it: fg.Activation (wrappers.py) has the first as a class attribute, and
 # attach_param_hooks (hook.py) sets the second on each module it hooks (and removes it).
-MARKERS = {"activations": "_freegrad_activation", "params": "_freegrad_param_hooks"}
+MARKERS = {"activations": "_freegrad_activation", "params": "_freegrad_param_hooks",
+           FEEDBACK: "_freegrad_feedback"}  # feedback_layers.py: FeedbackLinear, FeedbackConv2d
 
 
 def takes_rules(module: Any, scope: str) -> bool:
@@ -164,7 +190,9 @@ class use:
             may be a schedule of the step (``fg.schedules.linear(1.0, 0.25, 1000)``, or its
             dict spec ``{"schedule": "linear", ...}``): each forward binds its value at
             ``clock.t``, checked like any value (an error names the step and the value).
-        scope: ``"all"``, ``"activations"``, ``"params"``, or a tuple of them.
+        scope: ``"all"`` (activations and params), ``"activations"``, ``"params"``, or a
+            tuple of them; ``"feedback"`` (alone) for a layer feedback rule
+            (:mod:`freegrad.feedback`: ``fa``, ``usf``, ``brsf``, ``frsf``).
         seed: makes stochastic rules (noise, jamming) draw from a generator seeded
             with it, so gradients repeat run after run.
         generator: a ``torch.Generator`` to draw from instead (save its
@@ -206,6 +234,7 @@ class use:
         self.bound = (self.rule.bind(self.params) if self.schedule is None
                       else self.schedule.bound_at(self.clock.t))
         self.scopes = parse_scope(scope)
+        check_rule_scope(self.rule, self.scopes)
         self.layers = as_layers(layers)
         self.seed = seed
         self.generator = generator
@@ -256,14 +285,15 @@ class exact(use):
     """True derivatives inside the block, whatever rule an outer block put in force.
 
     ``with fg.exact(): ...`` (or ``scope=``/``layers=`` to clear only part of it)
-    is how a rule-trained model is measured against its true gradient.
+    is how a rule-trained model is measured against its true gradient. Its "all" covers the
+    layer feedback rules too (``scope="feedback"``): inside, every layer backpropagates.
     """
 
     def __init__(self, scope: str | Iterable[str] = "all", *, layers: Any = None):
         self.bound = self.schedule = None
         self.params = {}
         self.clock = Clock()
-        self.scopes = parse_scope(scope)
+        self.scopes = parse_scope(scope, SCOPES + (FEEDBACK,))
         self.layers = as_layers(layers)
         self.seed = self.generator = None
         self._tokens = []

@@ -12,6 +12,7 @@ import copy
 
 from torch import nn
 
+from .feedback_layers import TORCH_LAYERS, FeedbackLayer, swap_layer
 from .wrappers import Activation
 
 # module type -> (freegrad forward, attributes carried over as its params)
@@ -34,8 +35,11 @@ TORCH_MODULES: dict[str, type[nn.Module]] = {
 _SETTINGS = "_freegrad_torch_settings"  # what convert saw that the forward does not need
 
 
-def _equivalent(module: nn.Module) -> Activation | None:
-    """The freegrad activation with ``module``'s forward, if there is one."""
+def _equivalent(module: nn.Module, feedback: bool) -> nn.Module | None:
+    """The freegrad activation with ``module``'s forward, if there is one; with ``feedback``,
+    the feedback layer of an ``nn.Linear`` or ``nn.Conv2d`` too (sharing its parameters)."""
+    if feedback and type(module) in TORCH_LAYERS:
+        return swap_layer(module, TORCH_LAYERS[type(module)])
     spec = CONVERTIBLE.get(type(module))  # exact types: ReLU6 subclasses Hardtanh
     if spec is None:
         return None
@@ -46,8 +50,12 @@ def _equivalent(module: nn.Module) -> Activation | None:
     return activation
 
 
-def convert(model: nn.Module, *, inplace: bool = True) -> tuple[nn.Module, dict[str, nn.Module]]:
-    """Replace every convertible activation module of ``model`` by an equal :class:`Activation`.
+def convert(model: nn.Module, *, inplace: bool = True, feedback: bool = False
+            ) -> tuple[nn.Module, dict[str, nn.Module]]:
+    """Replace every convertible activation module of ``model`` by an equal :class:`Activation`;
+    with ``feedback=True`` also every ``nn.Linear`` and ``nn.Conv2d`` (exact types) by a
+    :class:`~freegrad.feedback_layers.FeedbackLinear` / ``FeedbackConv2d`` holding the same
+    parameter objects, so layer feedback rules (``scope="feedback"``) reach it.
 
     Returns ``(model, replaced)``: the converted model (``model`` itself, or a deep
     copy with ``inplace=False``) and ``{qualified name: original module}``.
@@ -59,7 +67,7 @@ def convert(model: nn.Module, *, inplace: bool = True) -> tuple[nn.Module, dict[
     replaced = {}
     for parent_name, parent in list(model.named_modules()):
         for child_name, child in list(parent.named_children()):
-            replacement = _equivalent(child)
+            replacement = _equivalent(child, feedback)
             if replacement is None:
                 continue
             setattr(parent, child_name, replacement)
@@ -67,8 +75,11 @@ def convert(model: nn.Module, *, inplace: bool = True) -> tuple[nn.Module, dict[
     return model, replaced
 
 
-def _torch_module(name: str, activation: Activation) -> nn.Module:
+def _torch_module(name: str, activation: Activation | FeedbackLayer) -> nn.Module:
     """The plain torch module computing ``activation``'s forward, or a clear error."""
+    if isinstance(activation, FeedbackLayer):  # back to its torch layer, same parameters
+        torch_type = next(t for t, f in TORCH_LAYERS.items() if isinstance(activation, f))
+        return swap_layer(activation, torch_type)
     module_type = TORCH_MODULES.get(activation.forward_name)
     if module_type is None:
         raise ValueError(
@@ -82,7 +93,7 @@ def _torch_module(name: str, activation: Activation) -> nn.Module:
 
 def strip(model: nn.Module, *, inplace: bool = True) -> tuple[nn.Module, dict[str, Activation]]:
     """Replace every :class:`Activation` in ``model`` by the plain torch module with its forward:
-    the inverse of :func:`convert`.
+    the inverse of :func:`convert`; a feedback layer becomes its ``nn.Linear`` / ``nn.Conv2d``.
 
     A module that ``convert`` replaced comes back as the same class with the same settings
     (``nn.ReLU(inplace=True)`` included); an ``Activation`` built directly becomes the torch
@@ -98,7 +109,7 @@ def strip(model: nn.Module, *, inplace: bool = True) -> tuple[nn.Module, dict[st
     swaps = []
     for parent_name, parent in list(model.named_modules()):
         for child_name, child in list(parent.named_children()):
-            if isinstance(child, Activation):
+            if isinstance(child, (Activation, FeedbackLayer)):
                 name = f"{parent_name}.{child_name}" if parent_name else child_name
                 swaps.append((parent, child_name, name, _torch_module(name, child)))
     stripped = {}

@@ -10,6 +10,11 @@ under the rule ``r``:
 
 The model's buffers (BatchNorm statistics) and torch's global RNG are left as
 they were, so measuring does not change training.
+
+For layer feedback rules (:mod:`freegrad.feedback`), :func:`feedback_angles` gives the angle
+between each layer's feedback matrix B and its forward weights W, both flattened:
+∠(B, W) = arccos(⟨B, W⟩ / (‖B‖ ‖W‖)) in degrees (biotorch's layer alignment,
+``compute_matrix_angle``; Lillicrap et al. 2016 measure the same alignment).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 from torch import nn
 
 from .context import exact, use
+from .feedback_layers import FeedbackLayer
 
 METRICS = ("cosine", "sign_agreement", "norm_ratio")
 
@@ -107,3 +113,31 @@ class GradientDiagnostics:
         if self.log is not None:
             self.log({f"{m}/{name}": v[m] for name, v in result.items() for m in METRICS}, step)
         return result
+
+
+def matrix_angle(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The angle in degrees between ``a`` and ``b`` flattened (float64; NaN if one is zero)."""
+    x, y = a.detach().flatten().double(), b.detach().flatten().double()
+    norms = float(x.norm() * y.norm())
+    if norms == 0.0:
+        return math.nan
+    return math.degrees(math.acos(max(-1.0, min(1.0, float(x @ y) / norms))))
+
+
+def feedback_angles(model: nn.Module) -> dict[str, float]:
+    """``{layer name: ∠(B, W) in degrees}`` for every feedback layer of ``model`` that has run a
+    forward under a feedback rule (B: its ``last_feedback``; W: its weight now).
+
+    0° is backpropagation's B = W, 90° a B orthogonal to W; a sign-concordant B (``usf``,
+    ``brsf``, ``frsf``) is under 90° by construction, feedback alignment's starts near 90°
+    and falls as W aligns with B. A model with no such layer is a ``ValueError``.
+    """
+    angles = {name: matrix_angle(m.last_feedback, m.weight) for name, m in model.named_modules()
+              if isinstance(m, FeedbackLayer) and m.last_feedback is not None}
+    if not angles:
+        raise ValueError(
+            "feedback_angles: no layer of the model has a feedback matrix: it needs "
+            "fg.FeedbackLinear / fg.FeedbackConv2d layers (fg.convert(model, feedback=True)) "
+            "that ran a forward with gradients inside fg.use(<rule>, scope='feedback'), "
+            "<rule> one of fg.names('feedback')")
+    return angles

@@ -117,9 +117,17 @@ def unregister(name: str) -> AnyRule:
     return _RULES.pop(name)
 
 
-def names() -> list[str]:
-    """Names of all registered rules, sorted."""
-    return sorted(_RULES)
+def names(scope: str | None = None) -> list[str]:
+    """Names of the registered rules, sorted: all of them, or those acting in ``scope``:
+    "feedback" (the layer feedback rules), "activations" or "params" (the gradient rules)."""
+    if scope is None:
+        return sorted(_RULES)
+    if scope not in ("activations", "params", "feedback"):
+        raise ValueError(f"names(scope={scope!r}): scope is 'activations', 'params', "
+                         f"'feedback' or None (every rule)")
+    feedback = scope == "feedback"
+    return sorted(n for n, r in _RULES.items()
+                  if bool(getattr(r, "layer_feedback", False)) == feedback)
 
 
 def compose(*rules: str | Callable | AnyRule | tuple[Any, Mapping[str, Any]]) -> Composite:
