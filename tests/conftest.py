@@ -104,3 +104,14 @@ def smoke_workspace(tmp_path_factory):
     # The documented one-switch profile change, run for real.
     first = sh(["dvc", "exp", "run", "-S", "profile=smoke", *targets], repo, env, timeout=1200)
     return {**ws, "first": first, "paper": paper_toolchain_problem() is None}
+
+
+def without_search(params: dict, name: str) -> dict:
+    """``params`` with experiment ``name``'s learning-rate search off (``tuning: null``, in
+    every profile too): for tests of the run machinery, whose run counts are then exactly the
+    configurations' runs (the search has tests of its own, tests/pipeline/test_tuning.py)."""
+    experiment = params["experiments"][name]
+    experiment["tuning"] = None
+    for profile in experiment.get("profiles", {}).values():
+        profile.pop("tuning", None)
+    return params

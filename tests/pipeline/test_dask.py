@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import new_workspace, sh
+from tests.conftest import new_workspace, sh, without_search
 
 OUTPUTS = ("reports/metrics/lenet.json", "reports/runs/lenet.json", "reports/curves/lenet.csv",
            "reports/diagnostics/lenet.csv")
@@ -84,6 +84,7 @@ def test_smoke_lenet_on_a_dask_cluster_logs_to_the_server_and_matches_local(
     p = repo / "params.yaml"
     params = yaml.safe_load(p.read_text())
     params["profile"] = "smoke"
+    without_search(params, "lenet")
     p.write_text(yaml.safe_dump(params, sort_keys=False))
     n_runs = len(params["experiments"]["lenet"]["profiles"]["smoke"]["select"])
     sh(["dvc", "repro", "data"], repo, env)

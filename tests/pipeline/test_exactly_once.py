@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from experiments.training import units
-from tests.conftest import new_workspace, sh
+from tests.conftest import new_workspace, sh, without_search
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +25,7 @@ def smoke_suc(tmp_path_factory):
     repo, env = ws["repo"], ws["env"]
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["profile"] = "smoke"
+    without_search(params, "suc")
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(["git", "add", "-A"], repo, env)
     sh(["git", "commit", "-q", "-m", "copy"], repo, env)

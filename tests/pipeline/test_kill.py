@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from experiments.results import paths
-from tests.conftest import new_workspace, sh
+from tests.conftest import new_workspace, sh, without_search
 
 RESULTS = ("reports/metrics/suc.json", "reports/runs/suc.json", "reports/curves/suc.csv",
            "reports/diagnostics/suc.csv")
@@ -28,6 +28,7 @@ def _set_epochs(repo: Path, epochs: int) -> None:
     p = repo / "params.yaml"
     params = yaml.safe_load(p.read_text())
     params["profile"] = "smoke"
+    without_search(params, "suc")
     params["experiments"]["suc"]["profiles"]["smoke"]["epochs"] = epochs
     p.write_text(yaml.safe_dump(params, sort_keys=False))
 

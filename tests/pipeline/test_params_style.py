@@ -22,7 +22,7 @@ CASES = {
         "  address: tcp://head:8786 # dask: empty (null) starts a distributed.LocalCluster;"
         " tcp://host:8786 uses a running scheduler",
     "data.ones.n=4000": "    n: 4000",
-    "claims.tolerance=0.02": "  tolerance: 0.02      # our choice: one accuracy point",
+    "claims.delta=0.02": "  delta: 0.02          # our choice: one accuracy point",
 }
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import new_workspace, sh
+from tests.conftest import new_workspace, sh, without_search
 
 OUTPUTS = ("reports/metrics/lenet.json", "reports/runs/lenet.json", "reports/curves/lenet.csv",
            "reports/diagnostics/lenet.csv")
@@ -24,6 +24,7 @@ def _smoke_lenet(repo: Path) -> int:
     p = repo / "params.yaml"
     params = yaml.safe_load(p.read_text())
     params["profile"] = "smoke"
+    without_search(params, "lenet")
     params["experiments"]["lenet"]["profiles"]["smoke"].update(epochs=2, train_limit=2048)
     p.write_text(yaml.safe_dump(params, sort_keys=False))
     return len(params["experiments"]["lenet"]["profiles"]["smoke"]["select"])
