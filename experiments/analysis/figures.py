@@ -164,6 +164,8 @@ def rules_used(specs: dict) -> tuple[list[str], list[tuple[str, dict]]]:
     for spec in specs.values():
         for cfg in spec["configs"].values():
             forwards[cfg["forward"]] = None
+            if "feedback" in cfg.get("scope", ""):  # a layer's feedback matrix: no curve
+                continue
             key = (cfg["backward"], tuple(sorted(cfg["rule_params"].items())))
             rules.setdefault(key, (cfg["backward"], dict(cfg["rule_params"])))
     return list(forwards), list(rules.values())

@@ -19,6 +19,7 @@ from experiments import config as P
 from experiments import data as D
 from experiments.results import datasets, paths
 from experiments.training import stage
+from tests.conftest import without_search
 
 CHANCE = 0.1  # ten classes
 LEARNED = 2 * CHANCE  # above twice chance: the run has left the plateau
@@ -54,6 +55,7 @@ def train_quick(name, configs, mirror, tmp_path, monkeypatch) -> dict[str, float
     assert set(configs) <= set(quick["select"])
     quick.update(seeds=quick["seeds"][:1], select=configs)
     quick.pop("diagnostics", None)
+    without_search(params, name)  # the first epochs of the paper-setting runs
     processed = tmp_path / "processed"
     D.write_datasets(params, processed, tmp_path / "raw", only=(experiment["dataset"],))
     monkeypatch.setattr(datasets, "load", functools.partial(datasets.load, root=processed))
@@ -72,7 +74,7 @@ def test_lenets_quick_profile_shows_what_learns_and_what_does_not(mirror, tmp_pa
 
 def test_jammings_quick_profile_leaves_the_plateau_with_jammed_gradients(mirror, tmp_path,
                                                                          mlflow_uri, monkeypatch):
-    final = train_quick("cnn", ["relu_full_jam", "logistic_true_lr1.0"], mirror, tmp_path,
+    final = train_quick("cnn", ["relu_full_jam", "logistic_full_jam"], mirror, tmp_path,
                         monkeypatch)
     assert final["relu_full_jam"] > 0.5, final  # full profile's seed 1 after 6 epochs: 85 %
-    assert final["logistic_true_lr1.0"] > 0.5, final  # our control, seed 1: 93 %
+    assert final["logistic_full_jam"] < 0.15, final  # chance, as in the full profile
