@@ -116,15 +116,18 @@ def _needed_keys(key: str, fmt: str | None) -> list[str]:
 
 
 def not_run(key: str, values: dict) -> str | None:
-    """The text for a key of a configuration the profile did not run, else None."""
-    parts = key.split(".")
-    if len(parts) < 3 or parts[0] not in ("metrics", "runs"):
-        return None
-    exp = parts[1]
-    rest = key[len(f"{parts[0]}.{exp}."):].removeprefix("configs.")
-    for cfg in values.get(f"pipeline.not_run.{exp}") or []:
-        if rest.startswith(cfg + "."):
-            return f"not run (profile {values.get('pipeline.profile')})"
+    """The text for a key of a configuration the profile did not run (its metrics, its runs
+    entry, its search, its claims row), else None."""
+    for name, configs in values.items():
+        if not name.startswith("pipeline.not_run."):
+            continue
+        exp = name.removeprefix("pipeline.not_run.")
+        for cfg in configs or []:
+            prefixes = (f"metrics.{exp}.{cfg}.", f"runs.{exp}.{cfg}.",
+                        f"runs.{exp}.configs.{cfg}.", f"runs.{exp}.tuning.arms.{cfg}.",
+                        f"claims.{exp}_{cfg}.")
+            if key.startswith(prefixes):
+                return f"not run (profile {values.get('pipeline.profile')})"
     return None
 
 
