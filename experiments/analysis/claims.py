@@ -107,12 +107,13 @@ def _summary(name: str, words: str, rows: list[dict]) -> dict:
            "rows": len(members), "config": ", ".join(r["id"] for r in members),
            "folded": [c["id"] for r in rows for c in r.get("coincides_with", ())
                       if c["claim_id"] == name]}
-    for which in READINGS:
+    for which in READINGS:  # no row read this way: inconclusive, nothing counted
         judged = [r[which] for r in members if r[which] is not None]
-        out[which] = None if not judged else {
+        out[which] = {
             "verdict": summary_verdict([j["verdict"] for j in judged]),
             "counts": {v: sum(j["verdict"] == v for j in judged) for v in VERDICTS},
-            "worst_diff": min(j["diff"] for j in judged), "rows": len(judged)}
+            "worst_diff": min((j["diff"] for j in judged), default=None),
+            "rows": len(judged)}
     return out
 
 

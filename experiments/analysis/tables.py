@@ -181,8 +181,8 @@ def interval(reading: dict | None) -> str:
 
 def _counts(summary: dict | None) -> list[str]:
     """A claim's S / N / I counts, worst difference and verdict in one reading."""
-    if summary is None:
-        return ["-", "-", "-"]
+    if summary is None or not summary["rows"]:
+        return ["-", "-", summary["verdict"] if summary else "-"]
     return [" / ".join(str(summary["counts"][v]) for v in VERDICTS),
             num(summary["worst_diff"], 100, signed=True), summary["verdict"]]
 
@@ -239,7 +239,7 @@ def claims_summary_lines(items: list[dict]) -> tuple[list[str], list[dict]]:
     out = []
     for c in items:
         if c["kind"] == "summary":
-            lines = [[READING_NAMES[w], *_counts(c[w])] for w in READINGS if c[w]]
+            lines = [[READING_NAMES[w], *_counts(c[w])] for w in READINGS if c[w]["rows"]]
             out.append({"id": c["claim_id"], "claim": c["claim"], "experiment": c["experiment"],
                         "rows": c["rows"], "lines": lines})
     return header, out

@@ -9,6 +9,7 @@ import torch
 from experiments import config as P
 from experiments import data as D
 from experiments.analysis import claims
+from experiments.analysis.verdicts import VERDICTS
 from experiments.tasks import binary_unit as bnn
 from experiments.tasks import digits_mlp as mlp
 from experiments.tasks import lenet5 as lenet
@@ -241,6 +242,8 @@ def test_claim_summaries_and_the_bnn_aggregate():
     assert agg["paper"]["diff"] == pytest.approx(0.0, abs=1e-9)
     assert agg["paper"]["verdict"] == "supported"
     assert rows["claim_step"]["paper"]["verdict"] == "mixed"  # the aggregate is not counted
-    assert rows["claim_noise"]["rows"] == 0 and rows["claim_noise"]["paper"] is None
+    assert rows["claim_noise"]["rows"] == 0
+    assert rows["claim_noise"]["paper"] == {"verdict": "inconclusive", "worst_diff": None,
+                                            "counts": dict.fromkeys(VERDICTS, 0), "rows": 0}
     md = claims.to_markdown(list(rows.values()), SETTINGS, {"cnn": "full"})
     assert "## `claim_jamming`" in md and "`cnn_linear_positive_jam`" in md
