@@ -35,19 +35,19 @@ def test_outputs(workspace):
     for name in ("ones", "digits", "mnist", "fashion_mnist"):
         assert (repo / "data" / "processed" / f"{name}.pt").is_file()
     metrics = json.loads((repo / "reports/metrics/suc.json").read_text())
-    assert set(metrics) == {"standard", "constant"}
+    details = json.loads((repo / "reports/runs/suc.json").read_text())
+    assert list(metrics) == _reported(_smoke("suc"), details)
     for m in metrics.values():
         assert set(m) == {"final_test_acc", "best_test_acc", "final_train_loss",
                           "final_test_loss", "epochs_to_target"}
         assert 0.0 <= m["final_test_acc"]["mean"] <= 1.0 and m["final_test_acc"]["std"] >= 0
-    details = json.loads((repo / "reports/runs/suc.json").read_text())
     assert details["profile"] == "smoke" and details["stage"] == "train@suc"
     for cname, cfg in details["configs"].items():
         assert len(cfg["runs"]) == 2 and cfg["provenance"]
         assert cfg["summary"]["final_test_acc"]["mean"] == metrics[cname]["final_test_acc"]["mean"]
     with open(repo / "reports/curves/suc.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 2 * 2 * (2 + 1)  # configs x seeds x (epochs + initial)
+    assert len(rows) == len(metrics) * 2 * (2 + 1)  # configs x seeds x (epochs + initial)
     assert {"config", "seed", "epoch", "train_loss", "test_acc"} <= set(rows[0])
     timings = json.loads((repo / "reports/timings/suc.json").read_text())
     assert timings["configs"]["standard"]["mean_epoch_seconds"]["mean"] > 0
@@ -68,13 +68,22 @@ def _smoke(name):
     return P.resolve(P.load(), name, "smoke")
 
 
+def _reported(spec: dict, details: dict) -> list[str]:
+    """The configurations a train stage reports: the experiment's, then the tuned twins its
+    learning-rate search made (where an arm's chosen rate is not its own)."""
+    arms = details.get("tuning", {}).get("arms", {})
+    assert bool(arms) == bool(spec.get("tuning")), "a search exactly where params ask for one"
+    return list(spec["configs"]) + [a["tuned_config"] for a in arms.values()
+                                    if a["tuned_config"] not in spec["configs"]]
+
+
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_experiment_in_smoke(workspace, name):
     repo = workspace["repo"]
     spec = _smoke(name)
     metrics = json.loads((repo / f"reports/metrics/{name}.json").read_text())
-    assert list(metrics) == list(spec["configs"])
     details = json.loads((repo / f"reports/runs/{name}.json").read_text())
+    assert list(metrics) == _reported(spec, details)
     assert details["profile"] == "smoke" and details["stage"] == f"train@{name}"
     for cname, m in metrics.items():
         assert 0.0 <= m["final_test_acc"]["mean"] <= 1.0
@@ -82,7 +91,7 @@ def test_every_experiment_in_smoke(workspace, name):
         assert len(details["configs"][cname]["runs"]) == len(spec["seeds"])
     with open(repo / f"reports/curves/{name}.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == len(spec["configs"]) * len(spec["seeds"]) * (spec["epochs"] + 1)
+    assert len(rows) == len(metrics) * len(spec["seeds"]) * (spec["epochs"] + 1)
     with open(repo / f"reports/diagnostics/{name}.csv") as f:
         diag = list(csv.DictReader(f))
     if name in DIAGNOSED:
@@ -122,7 +131,7 @@ def test_claims_come_from_the_metrics_files(workspace):
     params = P.load(repo / "params.yaml", import_modules=False)
     specs = {e: P.resolve(params, e) for e in EXPERIMENTS}
     assert rows == json.loads(json.dumps(claims.judge(
-        {e: metrics[e] for e in EXPERIMENTS}, runs, params["claims"], specs)))
+        {e: runs[e] for e in EXPERIMENTS}, params["claims"], specs)))
     by_id = {r["id"]: r for r in rows}
     for rid in ("suc_constant", "mlp_constant", "lenet_constant", "lenet_rectangular",
                 "lenet_noise_0.1", "cnn_relu_full_jam", "cnn_relu_full_jam_bs128",
@@ -132,11 +141,16 @@ def test_claims_come_from_the_metrics_files(workspace):
         assert rid in by_id, rid
     r = by_id["lenet_constant"]
     m = metrics["lenet"]
-    assert r["baseline_mean"] == m["standard"]["final_test_acc"]["mean"]
-    assert r["config_mean"] == m["constant"]["final_test_acc"]["mean"]
-    assert r["verdict"] in ("supported", "not supported", "inconclusive")
+    assert r["reference"] == "standard" and by_id["lenet_noise_0.1"]["reference"] == "constant"
+    assert r["paper"]["reference_mean"] == m["standard"]["final_test_acc"]["mean"]
+    assert r["paper"]["config_mean"] == m["constant"]["final_test_acc"]["mean"]
+    tuned = runs["lenet"]["tuning"]["arms"]["constant"]["tuned_config"]
+    assert r["tuned"]["config"] == tuned
+    assert r["tuned"]["config_mean"] == m[tuned]["final_test_acc"]["mean"]
+    for reading in ("paper", "tuned"):
+        assert r[reading]["verdict"] in ("supported", "not supported", "inconclusive")
     md = (repo / "reports/claims.md").read_text()
-    assert "`claim_constant`" in md and "tolerance" in md
+    assert "`claim_constant`" in md and "95 % confidence interval" in md
 
 
 def test_mlflow_runs(workspace):
@@ -144,9 +158,13 @@ def test_mlflow_runs(workspace):
 
     client = mlflow.MlflowClient(tracking_uri=workspace["env"]["MLFLOW_TRACKING_URI"])
     exp = client.get_experiment_by_name("suc")
+    reported = json.loads((workspace["repo"] / "reports/runs/suc.json").read_text())["configs"]
     runs = client.search_runs([exp.experiment_id])
-    assert sorted(r.info.run_name for r in runs) == [
-        "constant-seed0", "constant-seed1", "standard-seed0", "standard-seed1"]
+    assert sorted(r.info.run_name for r in runs) == sorted(
+        f"{c}-seed{s}" for c in reported for s in (0, 1))  # the tuned twins' too
+    searched = client.search_runs([client.get_experiment_by_name("suc-tuning").experiment_id])
+    assert searched and {r.data.tags["phase"] for r in searched} == {"tuning"}
+    runs = [r for r in runs if r.data.tags["config"] in ("standard", "constant")]
     for r in runs:
         assert r.info.status == "FINISHED"
         assert r.data.tags["dvc_stage"] == "train@suc"
