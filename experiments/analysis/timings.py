@@ -1,7 +1,7 @@
 """Print the wall time and device of each train stage's last run, from ``reports/timings/``.
 
 ``python -m experiments.analysis.timings`` prints a Markdown table (README, "Results").  The stage
-time is the last process's: a stage resumed from its run cache (README, "Faults") counts only
+time is the last process's: a stage resumed from its run cache (docs/faults.md) counts only
 the runs it trained after the restart, while its runs' epochs (the last column) count all."""
 
 from __future__ import annotations

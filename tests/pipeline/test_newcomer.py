@@ -1,6 +1,6 @@
 """What a newcomer meets (issue 16), run for real in a temporary copy of the repository
 (smoke profile): a rejected `-S` keeps every earlier result, `-S` changes one line of
-params.yaml, `--temp` leaves the workspace alone, the README's `dvc exp show` / `exp diff`
+params.yaml, `--temp` leaves the workspace alone, docs/pipeline.md's `dvc exp show` / `exp diff`
 / `metrics diff` recipes fit a 120-column terminal and show the accuracies, and
 `dvc plots show` shows the figures and each configuration's mean curve."""
 
@@ -23,7 +23,7 @@ WIDTH = 120
 # and with the search on, which configurations get a tuned twin would change with it
 SUC_SMOKE_SEARCH = ("        tuning:\n          lr:\n          - 0.01\n          - 0.1\n"
                     "          widen: 1\n          epochs: 1\n")
-# The README's recipes (section "Changing a parameter and comparing runs"), <exp> filled in.
+# docs/pipeline.md's recipes ("Changing a parameter and comparing runs"), <exp> filled in.
 RECIPES = [
     ["dvc", "exp", "show", "--no-pager", "--drop", ".*", "--keep", r"Experiment|suc\."],
     ["dvc", "exp", "show", "--no-pager", "--drop", ".*", "--keep",
@@ -63,7 +63,7 @@ def ws(tmp_path_factory):
                         env, check=False)
     ws["after_rejected"] = _snapshot(repo, RESULTS)
     ws["rejected_params_diff"] = _changed_lines(repo, env)
-    sh(["git", "checkout", "params.yaml"], repo, env)  # the README's undo
+    sh(["git", "checkout", "params.yaml"], repo, env)  # the undo docs/pipeline.md gives
 
     # 10. an experiment in a temporary copy
     ws["temp"] = sh(["dvc", "exp", "run", "--temp", "-n", "lr005", "-S",
