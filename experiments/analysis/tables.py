@@ -200,9 +200,12 @@ def claims_summary(items: list[dict]) -> tuple[list[str], list[list[str]]]:
 
 
 def _lr(reading: dict) -> str:
-    lrs = {reading["config_lr"], reading["reference_lr"]} if "config_lr" in reading else set()
-    return " / ".join(f"{x:g}" for x in (reading["config_lr"], reading["reference_lr"])) \
-        if len(lrs) > 1 else (f"{lrs.pop():g}" if lrs else "")
+    """The reading's learning rate, "configuration / reference" where they differ ("" for an
+    aggregate, whose rows may differ)."""
+    if "config_lr" not in reading:
+        return ""
+    lrs = dict.fromkeys((reading["config_lr"], reading["reference_lr"]))
+    return " / ".join(f"{x:g}" for x in lrs)
 
 
 def _reading_cells(r: dict | None) -> list[str]:

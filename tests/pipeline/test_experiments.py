@@ -171,9 +171,8 @@ def test_a_rows_verdict_follows_its_paired_interval(shift, expected):
     rows = _judge({"lenet": _runs({"standard": BASE,
                                    "constant": [b + d for b, d in zip(BASE, shift, strict=True)]})})
     r = rows["lenet_constant"]["paper"]
-    diffs = shift
     assert r["verdict"] == expected and r["pairing"] == "paired by seed"
-    assert r["diff"] == pytest.approx(sum(diffs) / 5, abs=1e-6)
+    assert r["diff"] == pytest.approx(sum(shift) / 5, abs=1e-6)
     assert r["low"] <= r["diff"] <= r["high"] and r["seeds"] == [0, 1, 2, 3, 4]
     assert rows["lenet_constant"]["reference"] == "standard"
     assert rows["claim_constant"]["paper"]["verdict"] == expected

@@ -190,9 +190,10 @@ def test_mlflow_runs(workspace):
     assert "train@suc" in exp.tags["mlflow.note.content"]
     for name in EXPERIMENTS:
         spec = _smoke(name)
+        details = json.loads((workspace["repo"] / f"reports/runs/{name}.json").read_text())
         runs = client.search_runs([client.get_experiment_by_name(name).experiment_id])
         assert sorted(r.info.run_name for r in runs) == sorted(
-            f"{c}-seed{s}" for c in spec["configs"] for s in spec["seeds"])
+            f"{c}-seed{s}" for c in _reported(spec, details) for s in spec["seeds"])
         assert all(r.info.status == "FINISHED" for r in runs)
         assert all(r.data.tags["dvc_stage"] == f"train@{name}" for r in runs)
     cnn = {r.info.run_name: r for r in client.search_runs(
