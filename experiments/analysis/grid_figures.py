@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from experiments.analysis import tables
+from experiments.analysis.comparisons import baseline_of
 
 # Accuracies are drawn in percent, as the tables and the paper print them.
 PERCENT = {"test_acc", "train_acc"}
@@ -70,19 +71,46 @@ def plot_lines(spec: dict, metrics: dict, fig_spec: dict, title: str):
 HEAT_LABEL = "final test accuracy (%)"  # the colour bar's; the cells print mean ± std in %
 
 
-def _heat_cell(ax, z, i, j, summary: dict | None, fontsize: int) -> None:
+def references(spec: dict, metrics: dict, fig_spec: dict) -> dict:
+    """{(panel, row, column): the final test accuracy summary of the reference the cell's
+    configuration is compared with (``comparisons.baseline_of``, by grid axes), or "self"
+    for a cell that is a reference}; cells without a reference are left out."""
+    keys = tuple(k for k in (fig_spec.get("panels"), fig_spec["rows"], fig_spec["columns"])
+                 if k)
+    out = {}
+    for cname, cfg in spec["configs"].items():
+        if cname not in metrics or set(cfg["axes"]) != set(keys):
+            continue
+        cell = tuple(cfg["axes"][k] for k in keys)
+        cell = cell if fig_spec.get("panels") else (None, *cell)
+        ref = baseline_of(cname, spec)
+        if ref is None and cfg.get("baseline"):
+            out[cell] = "self"
+        elif ref in metrics:
+            out[cell] = metrics[ref]["final_test_acc"]
+    return out
+
+
+def _heat_cell(ax, z, i, j, summary: dict | None, ref, fontsize: int) -> None:
     """Cell (i, j) of a heatmap of accuracies: its value in ``z`` and "mean ± std" written
-    on it, both in percent; "diverged" for a configuration without a result, nothing for one
-    not run."""
+    on it, both in percent, then its reference's mean ("ref 97.5", "reference" for a cell
+    that is one); "diverged" for a configuration without a result, nothing for one not
+    run."""
     if summary is None:
         return
+    if ref == "self":
+        note = "\n(reference)"
+    elif ref is not None:
+        note = "\nref " + ("diverged" if ref["mean"] is None else tables.num(ref["mean"], 100, 1))
+    else:
+        note = ""
     if summary["mean"] is None:
-        ax.text(j, i, "diverged", ha="center", va="center", fontsize=fontsize)
+        ax.text(j, i, "diverged" + note, ha="center", va="center", fontsize=fontsize)
         return
     z[i, j] = 100 * summary["mean"]  # percent, like the text on it and the colour bar
     text = f"{tables.num(summary['mean'], 100, 1)}\n{tables.PM}{tables.num(summary['std'], 100, 1)}"
-    ax.text(j, i, text, ha="center",
-            va="center", fontsize=fontsize, color="w" if summary["mean"] < 0.6 else "k")
+    ax.text(j, i, text + note, ha="center", va="center", fontsize=fontsize,
+            color="w" if summary["mean"] < 0.6 else "k")
 
 
 def heatmap_grid(spec: dict, metrics: dict, fig_spec: dict) -> dict:
@@ -98,20 +126,22 @@ def heatmap_grid(spec: dict, metrics: dict, fig_spec: dict) -> dict:
 
 def plot_heatmap(spec: dict, metrics: dict, fig_spec: dict, title: str):
     """Final test accuracy (mean ± std) over axes ``rows`` x ``columns``, one panel per value
-    of axis ``panels`` (if given)."""
+    of axis ``panels`` (if given), each cell with its reference's mean (``references``)."""
     import numpy as np
 
     grid = heatmap_grid(spec, metrics, fig_spec)
+    refs = references(spec, metrics, fig_spec)
     rows, cols = grid["rows"], grid["columns"]
     fig, axes = plt.subplots(1, len(grid["panels"]),
                              figsize=(1.4 * len(cols) * len(grid["panels"]) + 1.8,
-                                      0.75 * len(rows) + 1.5),
+                                      0.95 * len(rows) + 1.5),
                              squeeze=False, constrained_layout=True)
     for ax, panel in zip(axes[0], grid["panels"], strict=True):
         z = np.full((len(rows), len(cols)), np.nan)
         for i, r in enumerate(rows):
             for j, c in enumerate(cols):
-                _heat_cell(ax, z, i, j, grid["cells"].get((panel, r, c)), fontsize=9)
+                _heat_cell(ax, z, i, j, grid["cells"].get((panel, r, c)),
+                           refs.get((panel, r, c)), fontsize=8)
         im = ax.imshow(z, vmin=0, vmax=100, cmap="viridis", aspect="auto")
         ax.set_xticks(range(len(cols)), [axis_label(c) for c in cols])
         ax.set_yticks(range(len(rows)), [axis_label(r) for r in rows])

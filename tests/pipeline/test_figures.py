@@ -60,6 +60,10 @@ def test_heatmap_cells_and_colour_bar_are_both_percent(name):
                 mean = grid["cells"][(panel, r, c)]["mean"]
                 shown = float(texts[(i, j)].split("\n")[0])  # "96.1\n±0.3": percent
                 assert shown == pytest.approx(100 * mean, abs=0.05)
+                ref = grid_figures.references(spec, metrics, fig_spec)[(panel, r, c)]
+                note = texts[(i, j)].split("\n")[-1]  # the reference the verdicts use
+                assert note == ("(reference)" if ref == "self" else
+                                f"ref {100 * ref['mean']:.1f}")
                 assert z[i, j] == pytest.approx(100 * mean)  # the colour, on the bar's scale
 
 
@@ -77,26 +81,123 @@ def test_line_figures_are_small_multiples_of_few_lines(name, panels):
         assert [t for t, _ in got] == [f"batch_size = {b}" for b in (16, 32, 64, 128)]
 
 
+def _split_curves(configs, seeds: int = 5, epochs: int = 6, tuned: bool = False):
+    """Seeds that split: even seeds learn (to 98 %), odd ones stay at chance (10 %); the
+    losses fall to near 0, so mean - std < 0.  With ``tuned``, a twin per configuration."""
+    names = [*configs, *(f"{c}_tuned" for c in configs if tuned)]
+    rows = [(c, s, e, 2.0 * 0.02 ** (e / epochs) * (s + 1), 0.98 if s % 2 == 0 and e else 0.1)
+            for c in names for s in range(seeds) for e in range(epochs + 1)]
+    return pd.DataFrame(rows, columns=["config", "seed", "epoch", "train_loss", "test_acc"])
+
+
+def _labelled(ax):
+    return [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+
+
 @pytest.mark.parametrize("name", ["suc", "mlp_sweep", "bnn", "lenet", "cnn"])
-def test_curves_bands_stay_in_range_colours_distinct_legend_outside(name):
+def test_curves_draw_each_seed_no_band_beyond_the_data_distinct_styles_legend_outside(name):
     spec = P.resolve(P.load(), name, "full")
-    fig = figures.plot(fake_curves(spec["configs"]), spec["title"], spec["configs"])
+    curves = _split_curves(spec["configs"], tuned=True)
+    fig = figures.plot(curves, spec["title"], spec["configs"])
     fig.canvas.draw()
     acc_axes = [ax for ax in fig.axes if ax.get_ylabel() == "test accuracy (%)"]
     assert acc_axes
     for ax in acc_axes:
         bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
-        assert bands and len(bands) <= figures.MAX_LINES
-        ys = np.concatenate([p.vertices[:, 1] for b in bands for p in b.get_paths()])
-        assert ys.max() <= 100.0 and ys.min() >= 0.0  # no band above 100 % (or below 0)
-        colors = [tuple(line.get_color()) if not isinstance(line.get_color(), str)
-                  else line.get_color() for line in ax.get_lines()]
-        assert len(set(colors)) == len(colors)  # distinct within a panel
+        for b in bands:  # none, or within the seeds' own values: never 0-100 % from a split
+            ys = np.concatenate([p.vertices[:, 1] for p in b.get_paths()])
+            assert ys.min() >= 10.0 - 1e-9 and ys.max() <= 98.0 + 1e-9
+        shown = _labelled(ax)
+        seed_lines = [ln for ln in ax.get_lines() if ln.get_label() == "_nolegend_"
+                      and len(ln.get_xdata()) > 1]
+        assert len(seed_lines) == 5 * len(shown)  # one thin line per seed
+        styles = [(matplotlib.colors.to_hex(ln.get_color()), ln.get_linestyle()) for ln in shown]
+        assert len(set(styles)) == len(styles)  # distinct within a panel
+    for ax in fig.axes:
+        if ax.get_ylabel() == "training loss" and ax.get_yscale() == "log":
+            assert all(min(ln.get_ydata()) > 0 for ln in ax.get_lines() if len(ln.get_ydata()))
     legends = _legends(fig)
     assert legends
     for lg in legends:
         box = lg.get_window_extent()
         assert not any(_overlaps(box, ax.get_window_extent()) for ax in fig.axes)
+
+
+@pytest.mark.parametrize("name", ["suc", "lenet", "bnn"])
+def test_a_tuned_twin_is_dashed_in_its_configurations_panel_in_its_colour(name):
+    spec = P.resolve(P.load(), name, "full")
+    fig = figures.plot(_split_curves(spec["configs"], tuned=True), spec["title"],
+                       spec["configs"])
+    seen = 0
+    for ax in (a for a in fig.axes if a.get_ylabel() == "test accuracy (%)"):
+        lines = {ln.get_label(): ln for ln in _labelled(ax)}
+        for label, line in lines.items():
+            if label.endswith("_tuned"):
+                own = lines[label[:-len("_tuned")]]  # in the same panel
+                assert line.get_linestyle() == "--" and own.get_linestyle() == "-"
+                assert line.get_color() == own.get_color()
+                seen += 1
+    assert seen == len(spec["configs"])
+
+
+def test_coinciding_configurations_stay_distinguishable():
+    """lenet's noise_0.1 and noise_0.5 draw the same curve: colour, marker and the
+    markers' epochs differ."""
+    spec = P.resolve(P.load(), "lenet", "full")
+    fig = figures.plot(_split_curves(spec["configs"], epochs=20), spec["title"],
+                       spec["configs"])
+    ax = next(a for a in fig.axes if a.get_ylabel() == "test accuracy (%)"
+              and "noise_0.1" in [ln.get_label() for ln in a.get_lines()])
+    a, b = (next(ln for ln in ax.get_lines() if ln.get_label() == n)
+            for n in ("noise_0.1", "noise_0.5"))
+    assert a.get_marker() != b.get_marker() and a.get_color() != b.get_color()
+    assert a.get_markevery() != b.get_markevery()
+
+
+def test_a_configuration_that_diverged_says_so_in_the_legend_and_is_marked():
+    """cnn's relu_full_jam_sign diverged at epoch 1 on every seed: its curves hold epoch 0."""
+    spec = P.resolve(P.load(), "cnn", "full")
+    curves = fake_curves(spec["configs"], seeds=3)
+    curves = curves[(curves["config"] != "relu_full_jam_sign") | (curves["epoch"] == 0)]
+    keep = (curves["config"] != "relu_positive_jam_sign") | (curves["seed"] != 1)
+    curves = curves[keep | (curves["epoch"] <= 2)]
+    fig = figures.plot(curves, spec["title"], spec["configs"])
+    labels = [t.get_text() for lg in _legends(fig) for t in lg.get_texts()]
+    assert "relu_full_jam_sign (diverged, 3/3 seeds)" in labels
+    assert "relu_positive_jam_sign (diverged, 1/3 seeds)" in labels
+    assert "relu_true" in labels
+    crosses = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_marker() == "x"
+               and len(ln.get_xdata())]
+    assert sorted(float(x) for ln in crosses for x in ln.get_xdata()) == [0.0] * 6 + [2.0] * 2
+
+
+def test_activations_one_panel_per_family_distinct_colour_and_style_legend_outside():
+    specs = {n: P.resolve(P.load(), n, "full") for n in ("lenet", "cnn", "bnn")}
+    fig = figures.plot_activations(specs)
+    fig.canvas.draw()
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in shown][0] == "forward F(x)"
+    assert len(shown) == 1 + len({ax.get_title() for ax in shown[1:]})
+    for ax in shown:
+        lines = _labelled(ax)
+        assert len({matplotlib.colors.to_hex(ln.get_color()) for ln in lines}) == len(lines)
+        assert len({(ln.get_linestyle(), ln.get_linewidth()) for ln in lines}) == len(lines)
+        assert len(ax.collections) <= len(lines)  # a band per stochastic rule, no scatter
+        box = ax.get_legend().get_window_extent()
+        assert not any(_overlaps(box, other.get_window_extent()) for other in shown)
+
+
+@pytest.mark.parametrize("name", ["suc", "bnn"])
+def test_search_panels_hold_each_rule_with_its_reference(name):
+    from experiments.analysis import comparisons, search_figures
+
+    spec = P.resolve(P.load(), name, "full")
+    panels = search_figures.reference_panels(list(spec["configs"]), spec)
+    for _, (ref, *rules) in panels:
+        assert rules and all(comparisons.baseline_of(r, spec) == ref for r in rules)
+    assert sorted(c for _, m in panels for c in m) == sorted(spec["configs"])
+    if name == "bnn":  # one panel per d, each step_constant, step_rectangular and logistic
+        assert [t for t, _ in panels] == [f"d = {d}" for d in (8, 16, 32, 64, 128)]
 
 
 def test_lines_figure_error_bars_stay_within_100_percent():
