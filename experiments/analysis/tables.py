@@ -356,20 +356,33 @@ def claims_summary_lines(items: list[dict]) -> tuple[list[str], list[dict]]:
     return header, out
 
 
-def claims_pair_lines(items: list[dict]) -> tuple[list[str], dict[str, list[list[str]]]]:
-    """Every row in lines, narrow enough for a page, grouped by claim id: [row id, reading,
-    LR, configuration (%), reference (%), diff. [CI], verdict], one line per reading (the
-    row id on the first)."""
-    header = ["Row", "Reading", "LR", "Configuration (%)", "Reference (%)",
+READING_SHORT = {"paper": "paper", "tuned": "tuned"}
+
+
+def claims_pair_lines(items: list[dict]) -> tuple[list[str], dict[str, list[dict]]]:
+    """Every row in lines, narrow enough for a page, grouped by claim id and within a claim
+    by experiment: ``{claim: [{"experiment": e, "lines": [...]}]}``, a line per reading
+    [configuration, reading, LR, configuration (%), reference (%), diff. [CI], verdict]:
+    the configuration on the first line, "vs <reference>" on the second, the
+    configurations that ran the very same runs ("= <config>") on a line of their own."""
+    header = ["Row", "Reading", "LR", "Config. (%)", "Reference (%)",
               "Diff. [95 % CI] (pts)", "Verdict"]
     groups: dict = {c["claim_id"]: [] for c in items if c["kind"] == "summary"}
     for c in items:
         if c["kind"] == "summary":
             continue
+        names = [f"`{c['config']}`", f"vs `{c['reference']}`",
+                 *(f"= `{t['config']}`" for t in c["coincides_with"])]
+        lines = []
         for i, w in enumerate(w for w in READINGS if c[w]):
             cells = _reading_cells(c[w])
-            groups[c["claim_id"]].append([f"`{c['id']}`" if i == 0 else "", READING_NAMES[w],
-                                          *cells[:4], cells[5]])
+            lines.append([names[i] if i < len(names) else "", READING_SHORT[w],
+                          *cells[:4], cells[5]])
+        lines += [[n, *[""] * 6] for n in names[len(lines):]]
+        block = groups[c["claim_id"]]
+        if not block or block[-1]["experiment"] != c["experiment"]:
+            block.append({"experiment": c["experiment"], "lines": []})
+        block[-1]["lines"] += lines
     return header, groups
 
 

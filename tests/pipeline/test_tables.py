@@ -4,6 +4,8 @@ captions that say what the rows sweep and what they hold fixed.  No training, no
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from experiments.analysis import claims, tables
@@ -136,6 +138,31 @@ def test_nothing_swept_says_nothing_swept():
 
 
 # ---------------------------------------------------------------- claims
+
+def _row(experiment, config, reference, coincides=()):
+    reading = {"config_lr": 0.01, "reference_lr": 0.01, "config_mean": 0.9, "config_std": 0.01,
+               "reference_mean": 0.9, "reference_std": 0.01, "diff": 0.0, "low": -0.001,
+               "high": 0.001, "n": [3, 3], "pairing": "paired by seed",
+               "verdict": "supported"}
+    tuned = copy.deepcopy(reading) | {"config_lr": 0.3}
+    return {"kind": "row", "claim_id": "c", "id": f"{experiment}_{config}",
+            "experiment": experiment, "config": config, "reference": reference,
+            "coincides_with": [{"config": x} for x in coincides],
+            "paper": reading, "tuned": tuned}
+
+
+def test_claim_rows_are_grouped_by_experiment_with_their_reference_below():
+    items = [_row("lenet", "constant", "standard", coincides=["twin"]),
+             _row("lenet", "rectangular", "standard"), _row("mlp", "constant", "standard"),
+             {"kind": "summary", "claim_id": "c"}]
+    header, groups = tables.claims_pair_lines(items)
+    assert [b["experiment"] for b in groups["c"]] == ["lenet", "mlp"]
+    lines = groups["c"][0]["lines"]
+    assert [line[:2] for line in lines] == [
+        ["`constant`", "paper"], ["vs `standard`", "tuned"], ["= `twin`", ""],
+        ["`rectangular`", "paper"], ["vs `standard`", "tuned"]]
+    assert lines[1][2] == "0.3 / 0.01" and len(header) == len(lines[0])
+
 
 @pytest.mark.parametrize("delta, words", [(1.0, "1 point"), (2.0, "2 points"),
                                           (0.5, "0.5 points")])
