@@ -211,3 +211,11 @@ def test_a_small_paper_built_with_the_template_reads_as_it_should(tmp_path):
     assert not re.search(r"\d{7,}", text)
     assert text.index("Appendix") < text.index("Table 2. Experiment big")
     assert "Table 2, continued" in text  # 40 rows: over a page, its head repeated
+
+
+def test_an_appendix_with_no_long_table_says_so(tmp_path):
+    layout = paths.Layout(tmp_path)
+    _short(layout)
+    _paper(layout, "# A\n\n{{table: small | label=tab:s}}\n\n# Appendix\n\n{{appendix: tables}}\n")
+    text, _ = document.expand(layout, {"sources": {}, "values": {"pipeline.experiments": []}})
+    assert text.rstrip().endswith("*No table is long enough to be set apart from the text.*")
