@@ -1,7 +1,8 @@
 """paper.md expanded: sections kept or noted, directives rendered, figures checked.
 
-``{{table: <experiment> | columns=A;B;C | label=tab:x}}`` and
-``{{claims: reports/claims.json}}`` become LaTeX (``paper.latex``);
+``{{table: <experiment> | label=tab:x}}`` and ``{{claims: reports/claims.json}}`` become
+LaTeX (``paper.latex``); a table too long for the text (or ``place=appendix``) is set where
+``{{appendix: tables}}`` stands instead (a long table and no such line stop the build);
 ``![caption](reports/figures/<name>.pdf){width=...}`` needs the figure (a missing file
 stops the build naming it); ``::: {.experiment name="<exp>"}`` ... ``:::`` is kept when
 ``experiments.<exp>`` is in params.yaml (its inputs are then required), otherwise replaced
@@ -24,6 +25,8 @@ from paper.placeholders import substitute
 
 TABLE = re.compile(r"^\{\{\s*table:\s*([^|}]+?)\s*((?:\|[^}]*)?)\}\}\s*$")
 CLAIMS_DIRECTIVE = re.compile(r"^\{\{\s*claims:\s*([^|}]+?)\s*\}\}\s*$")
+APPENDIX = re.compile(r"^\{\{\s*appendix:\s*tables\s*\}\}\s*$")
+APPENDIX_MARK = "\0appendix\0"
 IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)[^)]*\)")
 DIV_OPEN = re.compile(r"^:::+\s*\{\s*\.(experiment|requires)\s+(name|output)=\"([^\"]+)\"\s*\}\s*$")
 DIV_CLOSE = re.compile(r"^:::+\s*$")
@@ -91,8 +94,8 @@ def select_sections(text: str, numbers: dict, layout: paths.Layout, check: bool 
 
 
 def _directive(line: str, layout: paths.Layout, where: str, check: bool):
-    """(LaTeX or None, the generated files it reads) of a table or claims line; None if
-    the line is no directive."""
+    """(``latex.Table`` or None, the generated files it reads) of a table or claims line;
+    None if the line is no directive."""
     m = CLAIMS_DIRECTIVE.match(line)
     if m:
         rel = m.group(1).strip()
@@ -105,20 +108,39 @@ def _directive(line: str, layout: paths.Layout, where: str, check: bool):
     return None
 
 
+def _latex(tex: str) -> str:
+    return "```{=latex}\n" + tex + "\n```" if tex else ""
+
+
 def expand(layout: paths.Layout, numbers: dict, check: bool = True) -> tuple[str, list[str]]:
-    """paper.md with sections selected, numbers substituted, tables inlined; and its inputs."""
+    """paper.md with sections selected, numbers substituted, tables inlined (the long ones
+    in the appendix); and its inputs."""
     text = layout.paper_md.read_text(encoding="utf-8")
     # Comments are for authors; keep their lines (so line numbers hold), drop the text.
     text = re.sub(r"<!--.*?-->", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
     text = select_sections(text, numbers, layout, check)
     inputs: list[str] = []
-    out = []
+    out, deferred, appendix_at = [], [], None
     for lineno, line in enumerate(text.split("\n"), 1):
         where = f"paper/paper.md:{lineno}"
+        if APPENDIX.match(line):
+            if appendix_at is not None:
+                raise BuildError(f"{where}: a second `{{{{appendix: tables}}}}` (the first is "
+                                 f"on line {appendix_at})")
+            appendix_at = lineno
+            out.append(APPENDIX_MARK)
+            continue
         directive = _directive(line, layout, where, check)
         if directive is not None:
-            out.append(directive[0] or "")
-            inputs += directive[1]
+            table, reads = directive
+            if table is not None:
+                out.append(_latex(table.inline))
+                if table.deferred:
+                    if appendix_at is not None:
+                        raise BuildError(f"{where}: a long table after the appendix "
+                                         f"(line {appendix_at}): it could not be set there")
+                    deferred.append(table)
+            inputs += reads
             continue
         for img in IMAGE.findall(line):
             inputs.append(img)
@@ -127,8 +149,12 @@ def expand(layout: paths.Layout, numbers: dict, check: bool = True) -> tuple[str
         out.append(line)
     if not check:
         return "", inputs
+    if deferred and appendix_at is None:
+        raise BuildError("paper/paper.md: " + ", ".join(t.label for t in deferred)
+                         + f" (more than {latex.LONG_ROWS} rows, or place=appendix) go to the "
+                         "appendix, and paper.md has no `{{appendix: tables}}` line")
     text = substitute("\n".join(out), numbers, "paper/paper.md")
     left = re.search(r"\{\{.*?\}\}", text)
     if left:
         raise BuildError(f"paper/paper.md: cannot read placeholder {left.group(0)!r}")
-    return text, inputs
+    return text.replace(APPENDIX_MARK, latex.appendix(deferred)), inputs

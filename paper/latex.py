@@ -1,12 +1,18 @@
 """Tables and claims as LaTeX, from the JSON the stages write; the one LaTeX escaper.
 
-``{{table: <experiment> | columns=A;B | label=tab:x}}`` renders the cells of
+``{{table: <experiment> | label=tab:x}}`` renders the cells of
 ``experiments.analysis.tables.experiment_table`` (the ones ``reports/tables/<experiment>.md``
-shows) from ``reports/metrics/<experiment>.json`` and ``reports/runs/<experiment>.json``;
-columns are header names or globs (``Epochs to *``: the header carries a parameter).
+shows, less its Markdown-only columns: epochs to target, seeds, provenance) from
+``reports/metrics/<experiment>.json`` and ``reports/runs/<experiment>.json``: every table the
+same columns (configuration, forward / backward, the axes its rows vary, test accuracy
+final and best, train and test loss) in the one type size (``\gentablesize``), at the
+text width, its first two columns wrapping.  Options: ``label``, ``caption`` (words put
+before the generated caption), ``place`` (``body``, ``appendix``; default: the appendix for
+a table of more than ``LONG_ROWS`` rows).
 ``{{claims: reports/claims.json}}`` renders ``experiments.analysis.tables.claims_summary_lines``
-and ``claims_pair_lines`` of the claims stage's verdicts: each row against its baseline
-and against "our control", narrow enough for the text width.
+(in the text) and ``claims_pair_lines`` (every compared row: long, so in the appendix).
+A table bound for the appendix is a ``Table``'s ``deferred`` part (a longtable, which
+may run over pages); ``paper.document`` sets them where ``{{appendix: tables}}`` stands.
 """
 
 from __future__ import annotations
@@ -14,10 +20,26 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+from dataclasses import dataclass
 
 from experiments.analysis import tables
 from experiments.results import paths
 from paper import BuildError
+
+LONG_ROWS = 12  # more rows (configurations) than this: the table goes to the appendix
+OPTIONS = ("label", "caption", "place")
+PLACES = ("body", "appendix")
+# experiment_table's columns the paper leaves to reports/tables/<experiment>.md
+MARKDOWN_ONLY = ("Epochs to *", "Seeds", "Provenance")
+
+
+@dataclass
+class Table:
+    """What a directive becomes: LaTeX in place (``inline``) and for the appendix
+    (``deferred``), with the label of the deferred table."""
+    inline: str = ""
+    deferred: str = ""
+    label: str = ""
 
 
 def quotes(s: str) -> str:
@@ -30,15 +52,40 @@ def quotes(s: str) -> str:
     return "".join(parts)
 
 
-def escape(s) -> str:
-    """Text for LaTeX: special characters escaped, quotes paired, `code` as \\texttt, ± in
-    math."""
-    s = quotes(str(s))
+def _special(s: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
                  ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
         s = s.replace(a, b)
-    s = re.sub(r"`([^`]*)`", r"\\texttt{\1}", s)
-    return s.replace(tables.PM, r"\ensuremath{\pm}")
+    return s
+
+
+MATH = re.compile(r"(\$[^$\s](?:[^$]*[^$\s])?\$)")  # $...$, as pandoc reads inline maths
+
+
+def escape(s) -> str:
+    """Text for LaTeX: special characters escaped, quotes paired, `code` as \\texttt, ± and
+    the power of ten of a number past 10^4 (1.18×10⁹) in math; $...$ (a claim's
+    formula) kept as the maths it is."""
+    out = []
+    for i, part in enumerate(MATH.split(str(s))):
+        if i % 2:
+            out.append(part)
+            continue
+        part = _special(quotes(part))
+        part = re.sub(r"`([^`]*)`", r"\\texttt{\1}", part)
+        part = tables.powers(part, "\\ensuremath{{\\times10^{{{}}}}}")
+        out.append(part.replace(tables.PM, r"\ensuremath{\pm}"))
+    return "".join(out)
+
+
+def breakable(tex: str) -> str:
+    """Escaped text that may break after an underscore (configuration and rule names)."""
+    return tex.replace(r"\_", r"\_\allowbreak{}")
+
+
+def number_cell(text: str) -> str:
+    """A numeric cell: on one line, ± with the spacing of a binary operator."""
+    return escape(text).replace(r" \ensuremath{\pm} ", r"\ensuremath{\:\pm\:}").replace(" ", "~")
 
 
 def require(layout: paths.Layout, path, where: str, what: str):
@@ -58,59 +105,106 @@ def _wrap(text: str, width: int) -> list[str]:
     return lines or [""]
 
 
-def _options(opts: str) -> dict:
+def _options(opts: str, where: str) -> dict:
     options = {}
     for part in filter(None, (p.strip() for p in opts.split("|"))):
         k, _, v = part.partition("=")
         options[k.strip()] = v.strip()
+    unknown = [k for k in options if k not in OPTIONS]
+    if unknown:
+        raise BuildError(f"{where}: unknown table option {', '.join(map(repr, unknown))}; "
+                         f"a table takes {', '.join(OPTIONS)} (every table has the same "
+                         "columns)")
+    if options.get("place", "body") not in PLACES:
+        raise BuildError(f"{where}: place={options['place']!r}; it is one of "
+                         + ", ".join(PLACES))
     return options
 
 
-def _columns(header: list[str], wanted: str | None, where: str, what: str) -> list[int]:
-    if wanted is None:
-        return list(range(len(header)))
-    cols = []
-    for name in (n.strip() for n in wanted.split(";")):  # names or globs ("Epochs to *")
-        match = [i for i, h in enumerate(header) if fnmatch.fnmatchcase(h, name)]
-        if not match:
-            raise BuildError(f"{where}: {what} has no column {name!r}; it has: "
-                             + "; ".join(header))
-        cols.append(match[0])
-    return cols
+def _paper_columns(header: list[str]) -> list[int]:
+    return [i for i, h in enumerate(header)
+            if not any(fnmatch.fnmatchcase(h, m) for m in MARKDOWN_ONLY)]
 
 
 def experiment_inputs(layout: paths.Layout, experiment: str) -> list:
     return [layout.report("metrics", experiment), layout.report("runs", experiment)]
 
 
-def render_table(layout: paths.Layout, experiment: str, opts: str, where: str) -> str:
-    """An experiment's table as LaTeX: natural column widths, headers wrapped to the width
-    of their column, shrunk to the text width only if still too wide."""
+def _deferred(options: dict, rows: int) -> bool:
+    return options.get("place", "appendix" if rows > LONG_ROWS else "body") == "appendix"
+
+
+def _x_column() -> str:
+    """A ragged column taking the width the others leave."""
+    return r">{\raggedright\arraybackslash}X"
+
+
+def _merge_diverged(cells: list[str]) -> list[str]:
+    """Adjacent equal "diverged (k/n seeds)" cells as one cell spanning them."""
+    out, i = [], 0
+    while i < len(cells):
+        j = i
+        if cells[i].startswith("diverged ("):
+            while j + 1 < len(cells) and cells[j + 1] == cells[i]:
+                j += 1
+        out.append(number_cell(cells[i]) if j == i else
+                   rf"\multicolumn{{{j - i + 1}}}{{c}}{{\textit{{{escape(cells[i])}}}}}")
+        i = j + 1
+    return out
+
+
+def _name_cell(name: str, rule: str) -> str:
+    """A configuration's name in type (breakable; a note after it, "(diverged: ...)", in
+    roman), its forward / backward on the lines below, indented."""
+    base, sep, rest = name.partition(" (")
+    return (r"\texttt{" + breakable(escape(base)) + "}" + (f" ({escape(rest)}" if sep else "")
+            + r"\par\leftskip=1em " + escape(rule))
+
+
+def _long(spec: str, caption: str, label: str, head: str, n: int, rows: list[str]) -> str:
+    """A table that may run over pages (the appendix): xltabular at the text width."""
+    return "\n".join([
+        r"{\gentablesize", r"\begin{xltabular}{\linewidth}{" + spec + "}",
+        r"\caption{" + caption + r"}\label{" + label + r"}\\",
+        r"\toprule", head, r"\midrule", r"\endfirsthead",
+        rf"\multicolumn{{{n}}}{{@{{}}l}}{{\textit{{Table~\ref{{{label}}}, continued}}}}\\",
+        r"\toprule", head, r"\midrule", r"\endhead", r"\bottomrule", r"\endfoot",
+        *rows, r"\end{xltabular}}", ""])
+
+
+def render_table(layout: paths.Layout, experiment: str, opts: str, where: str) -> Table:
+    """An experiment's table as LaTeX: in place, or (long) for the appendix."""
+    options = _options(opts, where)
     mpath, rpath = (require(layout, p, where, f"written by `train@{experiment}`")
                     for p in experiment_inputs(layout, experiment))
     details = json.loads(rpath.read_text(encoding="utf-8"))
     header, rows = tables.experiment_table(json.loads(mpath.read_text(encoding="utf-8")),
                                            details)
-    options = _options(opts)
-    cols = _columns(header, options.get("columns"), where, f"the table of {experiment}")
-    heads = []
-    for c in cols:
-        width = max([len(r[c]) for r in rows] + [max(map(len, header[c].split()))])
-        heads.append(r"\begin{tabular}[b]{@{}" + ("l" if c == cols[0] else "c") + "@{}}"
-                     + r"\\".join(r"\textbf{" + escape(x) + "}"
-                                  for x in _wrap(header[c], max(width, 8)))
-                     + r"\end{tabular}")
-    cap = " ".join(filter(None, (options.get("caption", ""), tables.caption(details))))
+    cols = _paper_columns(header)
+    label = options.get("label", f"tab:{experiment}")
+    heads = [r"\begin{tabular}[b]{@{}l@{}}\textbf{" + escape(header[cols[0]]) + r"}\\"
+             r"\hspace*{1em}" + escape(header[cols[1]].lower()) + r"\end{tabular}"]
+    for c in cols[2:]:  # a header as wide as its numbers (a spanning "diverged" aside)
+        width = max([len(r[c]) for r in rows if not r[c].startswith("diverged (")]
+                    + [max(map(len, header[c].split()))])
+        heads.append(_head(header[c], max(width, 8)))
+    spec = "@{}" + _x_column() + "c" * (len(cols) - 2) + "@{}"
+    head = " & ".join(heads) + r" \\"
+    lines = []
+    for i, r in enumerate(rows):
+        if i:
+            lines.append(r"\addlinespace[2pt]")
+        lines.append(" & ".join([_name_cell(r[cols[0]], r[cols[1]]),
+                                 *_merge_diverged([r[c] for c in cols[2:]])]) + r" \\")
+    cap = escape(" ".join(filter(None, (options.get("caption", ""), tables.caption(details)))))
+    if _deferred(options, len(rows)):
+        return Table(deferred=_long(spec, cap, label, head, len(cols) - 1, lines),
+                     label=label)
     body = [r"\begin{table}[htbp]", r"\gentablesize", r"\centering",
-            r"\caption{" + escape(cap) + "}",
-            r"\label{" + options.get("label", f"tab:{experiment}") + "}",
-            r"\begin{fitwidth}", r"\begin{tabular}{@{}l" + "c" * (len(cols) - 1) + "@{}}",
-            r"\toprule", " & ".join(heads) + r" \\", r"\midrule"]
-    for r in rows:
-        body.append(" & ".join(escape(r[c]).replace(" ", "~") if c != cols[0]
-                               else escape(r[c]) for c in cols) + r" \\")
-    body += [r"\bottomrule", r"\end{tabular}", r"\end{fitwidth}", r"\end{table}"]
-    return "```{=latex}\n" + "\n".join(body) + "\n```"
+            r"\caption{" + cap + "}", r"\label{" + label + "}",
+            r"\begin{tabularx}{\linewidth}{" + spec + "}", r"\toprule", head, r"\midrule",
+            *lines, r"\bottomrule", r"\end{tabularx}", r"\end{table}"]
+    return Table(inline="\n".join(body))
 
 
 def _bold_row(cells: list[str]) -> str:
@@ -153,37 +247,64 @@ def _claims_summary(items: list[dict], rel: str) -> list[str]:
     return out + [r"\bottomrule", r"\end{tabularx}", r"\end{table}", ""]
 
 
-def _claims_pairs(items: list[dict]) -> list[str]:
-    """Every compared row: one line per reading (the row id on the first)."""
+def _claims_pairs(items: list[dict]) -> Table:
+    """Every compared row, by claim and experiment: a line per reading, the configuration
+    on the first, its reference on the second."""
     header, groups = tables.claims_pair_lines(items)
-    cells = [r for rows in groups.values() for r in rows]
+    cells = [line for blocks in groups.values() for b in blocks for line in b["lines"]]
     widths = [max([len(r[i]) for r in cells] + [8]) for i in range(len(header))]
-    head = " & ".join(_head(h, w, "l" if i in (0, 1, 6) else "c")
-                      for i, (h, w) in enumerate(zip(header, widths, strict=True))) + r" \\"
-    out = [r"{\gentablesize", r"\setlength{\LTpre}{4pt}\setlength{\LTpost}{4pt}",
-           r"\begin{longtable}{@{}l l c c c c l@{}}",
-           r"\caption{Every compared row (row id: experiment and configuration), read at the "
-           r"paper's settings and tuned: learning rate (configuration / reference where they "
-           r"differ), final test accuracy (\%, mean \ensuremath{\pm} std over seeds, a "
-           r"diverged seed at chance) of the configuration and of its reference, and their "
-           r"difference in points with its 95\,\% confidence interval.}"
-           r"\label{tab:claim_rows}\\",
-           r"\toprule", head, r"\midrule", r"\endfirsthead", r"\toprule", head, r"\midrule",
-           r"\endhead", r"\bottomrule", r"\endfoot"]
-    for claim, rows in groups.items():
-        if not rows:
-            continue
-        if out[-1] != r"\endfoot":
-            out.append(r"\addlinespace")
-        out.append(r"\multicolumn{7}{@{}l}{\textit{claim " + escape(claim) + r"}} \\")
-        for r in rows:
-            out.append(" & ".join(escape(x) for x in r) + r" \\")
-    return out + [r"\end{longtable}}"]
+    head = " & ".join([r"\textbf{" + escape(header[0]) + "}"]
+                      + [_head(h, w, "l" if i in (1, 6) else "c")
+                         for i, (h, w) in enumerate(zip(header, widths, strict=True)) if i]
+                      ) + r" \\"
+    rows: list[str] = []
+    for claim, blocks in groups.items():
+        for block in blocks:
+            if rows:
+                rows.append(r"\addlinespace")
+            rows.append(r"\multicolumn{7}{@{}l}{\textit{Claim} \texttt{" + escape(claim)
+                        + r"}, \textit{experiment} \texttt{" + escape(block["experiment"])
+                        + r"}} \\")
+            for i, line in enumerate(block["lines"]):
+                if i and line[1] == "paper":  # a new row: a little air
+                    rows.append(r"\addlinespace[2pt]")
+                rows.append(" & ".join([breakable(escape(line[0])), escape(line[1]),
+                                        *(number_cell(x) for x in line[2:6]),
+                                        escape(line[6])]) + r" \\")
+    caption = (r"Every compared row, by claim and experiment: the configuration and (below "
+               r"it) its reference, read at the paper's settings (\textit{paper}: both at "
+               r"their grid's learning rate) and \textit{tuned} (each at the rate its search "
+               r"chose on the validation split); learning rate (configuration / reference "
+               r"where they differ), final test accuracy (\%, mean \ensuremath{\pm} std over "
+               r"seeds, a diverged seed at chance) of each, and their difference in points "
+               r"with its 95\,\% confidence interval.")
+    spec = "@{}" + _x_column() + " l c c c c l@{}"
+    label = "tab:claim_rows"
+    # its columns a little closer than the others' (the type the same): the names fit
+    table = _long(spec, caption, label, head, 7, rows).replace(
+        r"{\gentablesize", r"{\gentablesize\setlength{\tabcolsep}{3pt}", 1)
+    if sum(len(b["lines"]) for blocks in groups.values() for b in blocks) // 2 > LONG_ROWS:
+        return Table(deferred=table, label=label)
+    return Table(inline=table)
 
 
-def render_claims(layout: paths.Layout, rel: str, where: str) -> str:
-    """The claims stage's verdicts: a summary per claim, then every compared pair."""
+def render_claims(layout: paths.Layout, rel: str, where: str) -> Table:
+    """The claims stage's verdicts: a summary per claim (in place), then every compared
+    row (long: for the appendix)."""
     path = require(layout, layout.file(rel), where, "the verdicts of the `claims` stage")
     items = json.loads(path.read_text(encoding="utf-8"))
-    return ("```{=latex}\n" + "\n".join(_claims_summary(items, rel) + _claims_pairs(items))
-            + "\n```")
+    pairs = _claims_pairs(items)
+    summary = "\n".join(_claims_summary(items, rel))
+    return Table(inline=summary + "\n" + pairs.inline, deferred=pairs.deferred,
+                 label=pairs.label)
+
+
+def appendix(deferred: list[Table]) -> str:
+    """The appendix's tables, after a line naming them."""
+    if not deferred:
+        return "*No table is long enough to be set apart from the text.*"
+    refs = [rf"\ref{{{t.label}}}" for t in deferred]
+    words = (f"Table {refs[0]} is" if len(refs) == 1 else
+             "Tables " + ", ".join(refs[:-1]) + f" and {refs[-1]} are")
+    return ("```{=latex}\n" + words + " set here, too long for the text.\\par\n"
+            + "\n".join(t.deferred for t in deferred) + "\n```")

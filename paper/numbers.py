@@ -84,7 +84,7 @@ def _runs_numbers(exp: str, d: dict, out: dict) -> None:
     n_runs = 0
     for cname, c in configs.items():
         cp = f"{p}.configs.{cname}"
-        for key in ("forward", "backward", "provenance", "scope"):
+        for key in ("forward", "backward", "provenance", "scope", "diverged"):
             if key in c:
                 out[f"{cp}.{key}"] = c[key]
         if isinstance(c.get("rule_params"), dict):

@@ -5,8 +5,11 @@ fraction in points, default 0 decimals), ``pp[:d]`` (signed difference in percen
 points: +0.05), ``pm_pct[:d]`` (key of a {mean,std} pair without .mean: 99.75 ± 0.11%),
 ``pm[:d]``, ``f[:d]`` (fixed decimals, default 2), ``int``, ``list``, ``code`` (verbatim),
 ``count:<noun>[/<plural>]`` (a whole number and its noun, singular or plural: 1 experiment,
-7 experiments; ``count:analysis/analyses``).
-Numbers are formatted by ``experiments.analysis.tables`` (the tables' formatter).  An unknown key
+7 experiments; ``count:analysis/analyses``), ``points`` (a fraction in points with its noun:
+0.01 -> 1 point, 0.02 -> 2 points).
+Numbers are formatted by ``experiments.analysis.tables`` (the tables' formatter): past 10^4
+in scientific notation, as maths ($1.18\\times10^{9}$).  A metric of a configuration whose
+every seed diverged (no value) reads "diverged (3/3 seeds)", as in its table.  An unknown key
 stops the build naming the key, the line and the file that should hold it; a key of a
 configuration the profile did not run becomes "not run (profile ...)".
 """
@@ -18,7 +21,7 @@ import re
 
 import yaml
 
-from experiments.analysis.tables import num, pm
+from experiments.analysis.tables import diverged, num, pm, powers
 from experiments.results import paths
 from paper import BuildError
 
@@ -66,17 +69,41 @@ def _digits(spec: str, default: int) -> int:
     return int(spec) if spec else default
 
 
+def diverged_config(key: str, values: dict) -> str | None:
+    """"diverged (k/n seeds)" for a key of ``metrics.<exp>.<config>.`` when every seed of
+    that configuration diverged (``runs.<exp>.configs.<config>.diverged`` of
+    ``runs.<exp>.n_seeds``), else None."""
+    parts = key.split(".")
+    if parts[0] != "metrics" or len(parts) < 4:
+        return None
+    exp = parts[1]
+    seeds = values.get(f"runs.{exp}.n_seeds")
+    for i in range(3, len(parts)):  # a configuration's name may hold dots (noise_0.01)
+        gone = values.get(f"runs.{exp}.configs.{'.'.join(parts[2:i])}.diverged")
+        if gone is not None:
+            return diverged(gone, seeds) if seeds and gone >= seeds else None
+    return None
+
+
 def format_value(key: str, fmt: str | None, values: dict) -> str:
-    """The text a placeholder becomes (also used by the tests)."""
+    """The text a placeholder becomes (also used by the tests): Markdown, a power of ten
+    as maths."""
+    text = _format_value(key, fmt, values)
+    return powers(text, "$\\times10^{{{}}}$")
+
+
+def _format_value(key: str, fmt: str | None, values: dict) -> str:
     name, _, arg = (fmt or "").partition(":")
     name = name.strip()
     if name in ("pm", "pm_pct"):
         scale, unit = (100, "%") if name == "pm_pct" else (1, "")
+        if values[f"{key}.mean"] is None and diverged_config(key, values):
+            return diverged_config(key, values)
         return pm(values[f"{key}.mean"], values[f"{key}.std"], scale,
                   _digits(arg, 1 if name == "pm_pct" else 2), unit=unit)
     value = values[key]
     if value is None:
-        return "n/a"
+        return diverged_config(key, values) or "n/a"
     numeric = {"pct": (100, 1, False, "%"), "pts": (100, 0, False, ""),
                "pp": (100, 2, True, ""), "f": (1, 2, False, "")}
     if name in numeric:
@@ -94,8 +121,11 @@ def format_value(key: str, fmt: str | None, values: dict) -> str:
         return f"`{value}`"
     if name == "count":
         return count(value, arg)
-    raise KeyError(f"unknown format {fmt!r} (pct, pts, pp, pm, pm_pct, f, int, list, code, "
-                   "count:<noun>)")
+    if name == "points":
+        points = num(value, 100, _digits(arg, 0))
+        return f"{points} point{'' if float(points) == 1 else 's'}"
+    raise KeyError(f"unknown format {fmt!r} (pct, pts, points, pp, pm, pm_pct, f, int, list, "
+                   "code, count:<noun>)")
 
 
 def count(value, noun: str) -> str:

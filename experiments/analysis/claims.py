@@ -131,6 +131,11 @@ def judge(runs: dict, settings: dict, specs: dict) -> list[dict]:
     return rows + [_summary(name, words, rows) for name, words in settings["statements"].items()]
 
 
+def points(value: float) -> str:
+    """``value`` points with its noun in the right number: 1 point, 2 points, 0.5 points."""
+    return f"{value:g} point{'' if value == 1 else 's'}"
+
+
 def to_markdown(rows: list[dict], settings: dict, profiles: dict) -> str:
     delta, floor = settings["delta"] * 100, settings.get("min_baseline", 0.0) * 100
     lines = [
@@ -145,8 +150,8 @@ def to_markdown(rows: list[dict], settings: dict, profiles: dict) -> str:
         "interval, paired by seed where both ran the same seeds, else Welch. A diverged "
         "seed counts as a failed run at chance accuracy.", "",
         f"Verdict (params.yaml `claims`): **supported** when the interval's lower end is "
-        f"≥ −{delta:g} points (equivalent or better), **not supported** when its upper end "
-        f"is < −{delta:g} points, **inconclusive** otherwise, and whenever the reference "
+        f"≥ −{points(delta)} (equivalent or better), **not supported** when its upper end "
+        f"is < −{points(delta)}, **inconclusive** otherwise, and whenever the reference "
         f"did not learn (mean below {floor:g} %). A claim is supported (not supported) "
         "when every judged row is, **mixed** when they disagree. S / N / I: rows "
         "supported / not supported / inconclusive.", "",

@@ -3,9 +3,14 @@ number formatter.  Rendered as Markdown by the ``report`` and ``claims`` stages 
 LaTeX by the paper (``paper.latex``): the cells are made here only.
 
 * ``num`` / ``pm`` - a number, or "mean ± std", scaled (100 for %), with fixed decimals;
-  "n/a" for a missing value (a diverged configuration).
+  past 10^4 in scientific notation (``1.18×10⁹``: ``powers`` finds the exponent, for the
+  LaTeX and Markdown renderers); "n/a" for a missing value.
 * ``experiment_table(metrics, details)`` - one row per configuration of
-  ``reports/metrics/<exp>.json`` + ``reports/runs/<exp>.json``; ``caption(details)``.
+  ``reports/metrics/<exp>.json`` + ``reports/runs/<exp>.json``, a column per axis its
+  rows vary (batch size, learning rate, a task's own axis such as ``d``); a configuration
+  whose every seed diverged reads "diverged (3/3 seeds)" in every metric cell.
+  ``caption(details)``: what the rows sweep and what they hold fixed, read from the
+  configurations themselves (``grid_settings``), the tuned twins' rates apart.
 * ``claims_summary(rows)`` / ``claims_rows(rows)`` - the claims stage's
   ``reports/claims.json``: one row per claim, and every compared row grouped by claim, each
   read at the paper's settings and tuned (``interval``: a difference with its 95 % CI);
@@ -16,18 +21,36 @@ LaTeX by the paper (``paper.latex``): the cells are made here only.
 from __future__ import annotations
 
 import json
+import math
+import re
 
 from experiments.analysis.verdicts import READINGS, VERDICTS
 from experiments.results import paths
 
 PM = "±"
+SCIENTIFIC_FROM = 1e4  # |x| from here on: 1.18×10⁹, never a run of integer digits
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+POWER = re.compile("×10([⁻⁰¹²³⁴⁵⁶⁷⁸⁹]+)")  # the power of ten of a ``num`` past 10^4
+
+
+def powers(text: str, template: str) -> str:
+    """``text`` with each "×10⁹" of ``num`` as ``template`` makes it from the exponent (an
+    int): r"\\ensuremath{{\\times10^{{{}}}}}" for LaTeX."""
+    plain = str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789")
+    return POWER.sub(lambda m: template.format(int(m.group(1).translate(plain))), text)
 
 
 def num(value, scale: float = 1.0, digits: int = 2, signed: bool = False, unit: str = "") -> str:
-    """``value * scale`` with ``digits`` decimals (a sign when ``signed``); "n/a" for None."""
+    """``value * scale`` with ``digits`` decimals (a sign when ``signed``); from
+    ``SCIENTIFIC_FROM`` on as a mantissa of at most two decimals times a power of ten
+    (1.18×10⁹); "n/a" for None."""
     if value is None:
         return "n/a"
-    return f"{value * scale:{'+' if signed else ''}.{digits}f}{unit}"
+    x, sign = value * scale, "+" if signed else ""
+    if math.isfinite(x) and abs(x) >= SCIENTIFIC_FROM:
+        mantissa, exponent = f"{x:{sign}.{min(digits, 2)}e}".split("e")
+        return f"{mantissa}×10{str(int(exponent)).translate(_SUPERSCRIPT)}{unit}"
+    return f"{x:{sign}.{digits}f}{unit}"
 
 
 def pm(mean, std, scale: float = 1.0, digits: int = 2, signed: bool = False,
@@ -38,13 +61,39 @@ def pm(mean, std, scale: float = 1.0, digits: int = 2, signed: bool = False,
     return f"{num(mean, scale, digits, signed)} {PM} {num(std, scale, digits)}{unit}"
 
 
+def diverged(count: int, seeds: int) -> str:
+    """The cell of a metric no seed has: every seed diverged."""
+    return f"diverged ({count}/{seeds} seeds)"
+
+
 def _pm(summary: dict | None, scale: float = 1.0, digits: int = 2) -> str:
     return pm(None, None) if summary is None else pm(summary["mean"], summary["std"], scale,
                                                      digits)
 
 
+# A configuration's fields in reports/runs/<exp>.json that are not an axis of its grid; any
+# other scalar field is (a task's own, such as the binary unit's input size ``d``).
+RECORD_KEYS = {"forward", "backward", "rule_params", "forward_params", "scope", "provenance",
+               "tuned_from", "chance_accuracy", "summary", "diverged", "runs", "claims"}
+AXES = {"batch_size": ("Batch", "batch size"), "lr": ("LR", "learning rate")}
+# (column, words) of an axis in a table and its caption; other axes are named by their key
+LABELS = {**AXES, "d": ("d", "input size d")}
+
+
+def _axes(details: dict) -> list[str]:
+    """The per-configuration settings: batch size, learning rate, then the task's own axes."""
+    extra = dict.fromkeys(k for c in details["configs"].values() for k, v in c.items()
+                          if k not in RECORD_KEYS and k not in AXES
+                          and isinstance(v, (int, float, str)))
+    return [*AXES, *extra]
+
+
+def _value(details: dict, c: dict, key: str):
+    return c.get(key, details["settings"].get(key))
+
+
 def _varies(details: dict, key: str) -> bool:
-    return len({c.get(key, details["settings"][key]) for c in details["configs"].values()}) > 1
+    return len({_value(details, c, key) for c in details["configs"].values()}) > 1
 
 
 def _rule(c: dict) -> str:
@@ -52,40 +101,96 @@ def _rule(c: dict) -> str:
     return c["backward"] + (f"({params})" if params else "")
 
 
+def _fmt(x) -> str:
+    return f"{x:g}" if isinstance(x, (int, float)) and not isinstance(x, bool) else str(x)
+
+
 def experiment_table(metrics: dict, details: dict) -> tuple[list[str], list[list[str]]]:
-    """(header, rows) of an experiment's table: mean ± std over seeds per configuration."""
+    """(header, rows) of an experiment's table: mean ± std over seeds per configuration,
+    a column per axis the rows vary.  A configuration whose every seed diverged reads
+    "diverged (k/n seeds)" in each metric cell; one where some did names them after its
+    name (its numbers are the other seeds')."""
     st = details["settings"]
     n_seeds = len(st["seeds"])
-    per_config = [k for k in ("batch_size", "lr") if _varies(details, k)]
+    per_config = [k for k in _axes(details) if _varies(details, k)]
     header = ["Configuration", "Forward / backward",
-              *({"batch_size": "Batch", "lr": "LR"}[k] for k in per_config),
+              *(LABELS.get(k, (k,))[0] for k in per_config),
               "Final test acc. (%)", "Best test acc. (%)", "Final train loss",
               "Final test loss", f"Epochs to {st['target_accuracy'] * 100:g}% test acc.",
               "Seeds", "Provenance"]
     rows = []
     for cname, c in details["configs"].items():
-        s = metrics[cname]
-        reach = _pm(s["epochs_to_target"], digits=1)
-        if s["epochs_to_target"]["reached"] < n_seeds:
-            reach += f" ({s['epochs_to_target']['reached']}/{n_seeds} seeds)"
-        diverged = f" (diverged: {c['diverged']}/{n_seeds} seeds)" if c.get("diverged") else ""
-        rows.append([cname + diverged, f"{c['forward']} / {_rule(c)}",
-                     *(str(c[k]) for k in per_config),
-                     _pm(s["final_test_acc"], 100), _pm(s["best_test_acc"], 100),
+        s, gone = metrics[cname], c.get("diverged", 0)
+        if gone and gone >= n_seeds and s["final_test_acc"]["mean"] is None:
+            cells = [diverged(gone, n_seeds)] * 5
+        else:
+            reached = s["epochs_to_target"]["reached"]
+            reach = (_pm(s["epochs_to_target"], digits=1) if reached
+                     else f"not reached (0/{n_seeds} seeds)")
+            if 0 < reached < n_seeds:
+                reach += f" ({reached}/{n_seeds} seeds)"
+            cells = [_pm(s["final_test_acc"], 100), _pm(s["best_test_acc"], 100),
                      _pm(s["final_train_loss"], digits=4), _pm(s["final_test_loss"], digits=4),
-                     reach, str(n_seeds), c["provenance"]])
+                     reach]
+            if gone:
+                cname += f" (diverged: {gone}/{n_seeds} seeds)"
+        rows.append([cname, f"{c['forward']} / {_rule(c)}",
+                     *(_fmt(_value(details, c, k)) for k in per_config),
+                     *cells, str(n_seeds), c["provenance"]])
     return header, rows
 
 
+def _listed(values) -> str:
+    """Sorted values, "a, b, c"; a range "a–b (n values)" past six."""
+    xs = sorted(set(values), key=lambda v: (isinstance(v, str), v))
+    if len(xs) > 6 and all(isinstance(x, (int, float)) for x in xs):
+        return f"{_fmt(xs[0])}–{_fmt(xs[-1])} ({len(xs)} values)"
+    return ", ".join(map(_fmt, xs))
+
+
+def _seeds(seeds: list[int]) -> str:
+    s = sorted(seeds)
+    run = len(s) > 2 and s == list(range(s[0], s[-1] + 1))
+    return f"{len(s)} seed{'s' * (len(s) != 1)} (" + (f"{s[0]}–{s[-1]}" if run
+                                                     else ", ".join(map(str, s))) + ")"
+
+
+def grid_settings(details: dict) -> dict:
+    """What the configurations sweep and hold fixed, from the configurations themselves:
+    ``swept`` / ``fixed`` ({axis: its values} over the grid's rows, the tuned twins left
+    out) and ``tuned`` (the learning rates the tuned twins' searches chose)."""
+    configs = details["configs"].values()
+    grid = [c for c in configs if "tuned_from" not in c] or list(configs)
+    swept, fixed = {}, {}
+    for k in _axes(details):
+        values = [_value(details, c, k) for c in grid]
+        if any(v is not None for v in values):
+            (swept if len(set(values)) > 1 else fixed)[k] = values
+    return {"swept": swept, "fixed": fixed,
+            "tuned": [c["lr"] for c in configs if "tuned_from" in c]}
+
+
 def caption(details: dict) -> str:
-    """Where an experiment's table comes from: settings, profile and files."""
+    """Where an experiment's table comes from: what its rows sweep, what they hold fixed
+    (as the configurations have it, not the experiment's defaults), profile and files."""
     st, name = details["settings"], details["experiment"]
+    grid = grid_settings(details)
+
+    def named(k, values):
+        return f"{LABELS.get(k, (k, k))[1]} {_listed(values)}"
+
+    swept = "; ".join(named(k, v) for k, v in grid["swept"].items())
+    fixed = [st["optimizer"].upper()] + [named(k, v) for k, v in grid["fixed"].items()]
+    if st.get("momentum"):
+        fixed.append(f"momentum {_fmt(st['momentum'])}")
+    fixed += [f"{st['epochs']} epochs", _seeds(st["seeds"])]
+    tuned = (f" Rows `*_tuned`: each arm at the learning rate its search chose on the "
+             f"validation split ({_listed(grid['tuned'])})." if grid["tuned"] else "")
     limits = "".join(f", first {st[k]} {k.split('_')[0]} examples" for k in
                      ("train_limit", "test_limit") if k in st)
-    return (f"{details['title']}. Profile `{details['profile']}`, dataset `{details['dataset']}`"
-            f"{limits}, {st['optimizer'].upper()} lr={st['lr']} batch={st['batch_size']}"
-            + (f" momentum={st['momentum']}" if st.get("momentum") else "") +
-            f", {st['epochs']} epochs, seeds {st['seeds']}; mean {PM} std (n-1) over seeds. "
+    return (f"{details['title']}." + (f" Swept: {swept}." if swept else "")
+            + f" Fixed: {', '.join(fixed)}.{tuned} Profile `{details['profile']}`, dataset "
+            f"`{details['dataset']}`{limits}; mean {PM} std (n-1) over seeds. "
             f"From {paths.LAYOUT.rel(paths.LAYOUT.report('metrics', name))} and "
             f"{paths.LAYOUT.rel(paths.LAYOUT.report('runs', name))} (stage `{details['stage']}`).")
 
@@ -142,8 +247,11 @@ def published_table(metrics: dict, details: dict) -> tuple[list[str], list[list[
             continue
         s, c = metrics[cname], details["configs"][cname]
         final, best = _error(s["final_test_acc"]), _error(s["best_test_acc"])
-        rows.append([cname, f"{c['forward']} / {_rule(c)}", f"{c['lr']:g}", _pm(final),
-                     _pm(best), num(value), str(len(details["settings"]["seeds"]))])
+        n_seeds = len(details["settings"]["seeds"])
+        ours = ([_pm(final), _pm(best)] if final is not None
+                else [diverged(c.get("diverged", 0), n_seeds)] * 2)
+        rows.append([cname, f"{c['forward']} / {_rule(c)}", f"{c['lr']:g}", *ours,
+                     num(value), str(n_seeds)])
     return header, rows
 
 
@@ -248,20 +356,33 @@ def claims_summary_lines(items: list[dict]) -> tuple[list[str], list[dict]]:
     return header, out
 
 
-def claims_pair_lines(items: list[dict]) -> tuple[list[str], dict[str, list[list[str]]]]:
-    """Every row in lines, narrow enough for a page, grouped by claim id: [row id, reading,
-    LR, configuration (%), reference (%), diff. [CI], verdict], one line per reading (the
-    row id on the first)."""
-    header = ["Row", "Reading", "LR", "Configuration (%)", "Reference (%)",
+READING_SHORT = {"paper": "paper", "tuned": "tuned"}
+
+
+def claims_pair_lines(items: list[dict]) -> tuple[list[str], dict[str, list[dict]]]:
+    """Every row in lines, narrow enough for a page, grouped by claim id and within a claim
+    by experiment: ``{claim: [{"experiment": e, "lines": [...]}]}``, a line per reading
+    [configuration, reading, LR, configuration (%), reference (%), diff. [CI], verdict]:
+    the configuration on the first line, "vs <reference>" on the second, the
+    configurations that ran the very same runs ("= <config>") on a line of their own."""
+    header = ["Row", "Reading", "LR", "Config. (%)", "Reference (%)",
               "Diff. [95 % CI] (pts)", "Verdict"]
     groups: dict = {c["claim_id"]: [] for c in items if c["kind"] == "summary"}
     for c in items:
         if c["kind"] == "summary":
             continue
+        names = [f"`{c['config']}`", f"vs `{c['reference']}`",
+                 *(f"= `{t['config']}`" for t in c["coincides_with"])]
+        lines = []
         for i, w in enumerate(w for w in READINGS if c[w]):
             cells = _reading_cells(c[w])
-            groups[c["claim_id"]].append([f"`{c['id']}`" if i == 0 else "", READING_NAMES[w],
-                                          *cells[:4], cells[5]])
+            lines.append([names[i] if i < len(names) else "", READING_SHORT[w],
+                          *cells[:4], cells[5]])
+        lines += [[n, *[""] * 6] for n in names[len(lines):]]
+        block = groups[c["claim_id"]]
+        if not block or block[-1]["experiment"] != c["experiment"]:
+            block.append({"experiment": c["experiment"], "lines": []})
+        block[-1]["lines"] += lines
     return header, groups
 
 

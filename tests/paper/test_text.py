@@ -67,7 +67,7 @@ def test_table_caption_quotes_in_the_generated_latex(tmp_path):
         path = layout.report(kind, "suc")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data))
-    tex = latex.render_table(layout, "suc", "label=tab:suc", "paper.md:1")
+    tex = latex.render_table(layout, "suc", "label=tab:suc", "paper.md:1").inline
     caption = re.search(r"\\caption\{(.*)\}", tex).group(1)
     assert "\u201cOnes\u201d" in caption and '"' not in caption
 

@@ -50,9 +50,13 @@ def test_nan_loss_stops_the_run_and_is_reported(diverging_suc, mlflow_uri, tmp_p
     metrics = json.loads((tmp_path / "reports/metrics/suc.json").read_text())
     assert metrics["constant"]["final_test_acc"] == {"mean": None, "std": None}
     assert "diverged" in caplog.text and "constant seed=0" in caplog.text
-    # the table names it
-    _, rows = tables.experiment_table(metrics, details)
-    assert f"constant (diverged: {len(seeds)}/{len(seeds)} seeds)" in {r[0] for r in rows}
+    # the table says it in every metric cell, never "n/a"
+    header, rows = tables.experiment_table(metrics, details)
+    row = next(r for r in rows if r[0] == "constant")
+    n = len(seeds)
+    assert row[header.index("Final test acc. (%)")] == f"diverged ({n}/{n} seeds)"
+    assert row[header.index("Final test loss")] == f"diverged ({n}/{n} seeds)"
+    assert not any("n/a" in cell for r in rows for cell in r)
     assert "diverged_seeds" in tables.numeric_rows(metrics, details)[0]
     # MLflow: FAILED, tagged with the reason
     import mlflow
