@@ -30,6 +30,8 @@ APPENDIX_MARK = "\0appendix\0"
 IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)[^)]*\)")
 DIV_OPEN = re.compile(r"^:::+\s*\{\s*\.(experiment|requires)\s+(name|output)=\"([^\"]+)\"\s*\}\s*$")
 DIV_CLOSE = re.compile(r"^:::+\s*$")
+LABEL_OPTION = re.compile(r"\|\s*label=([^\s|}]+)")
+LABEL = re.compile(r"\\label\{([^}]+)\}")
 
 
 def _declared_outputs(layout: paths.Layout) -> set[str]:
@@ -93,13 +95,20 @@ def select_sections(text: str, numbers: dict, layout: paths.Layout, check: bool 
     return "\n".join(out)
 
 
-def _directive(line: str, layout: paths.Layout, where: str, check: bool):
+def labels_in(text: str) -> set[str]:
+    """The labels the paper sets: its tables' ``label=`` options and its figures'
+    ``\\label{...}``."""
+    return set(LABEL_OPTION.findall(text)) | set(LABEL.findall(text))
+
+
+def _directive(line: str, layout: paths.Layout, where: str, check: bool,
+               labels: set[str]):
     """(``latex.Table`` or None, the generated files it reads) of a table or claims line;
     None if the line is no directive."""
     m = CLAIMS_DIRECTIVE.match(line)
     if m:
         rel = m.group(1).strip()
-        return (latex.render_claims(layout, rel, where) if check else None), [rel]
+        return (latex.render_claims(layout, rel, where, labels) if check else None), [rel]
     m = TABLE.match(line)
     if m:
         exp = m.group(1).strip()
@@ -119,6 +128,7 @@ def expand(layout: paths.Layout, numbers: dict, check: bool = True) -> tuple[str
     # Comments are for authors; keep their lines (so line numbers hold), drop the text.
     text = re.sub(r"<!--.*?-->", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
     text = select_sections(text, numbers, layout, check)
+    labels = labels_in(text)
     inputs: list[str] = []
     out, deferred, appendix_at = [], [], None
     for lineno, line in enumerate(text.split("\n"), 1):
@@ -130,7 +140,7 @@ def expand(layout: paths.Layout, numbers: dict, check: bool = True) -> tuple[str
             appendix_at = lineno
             out.append(APPENDIX_MARK)
             continue
-        directive = _directive(line, layout, where, check)
+        directive = _directive(line, layout, where, check, labels)
         if directive is not None:
             table, reads = directive
             if table is not None:

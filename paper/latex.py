@@ -27,8 +27,11 @@ from experiments.results import paths
 from paper import BuildError
 
 LONG_ROWS = 12  # more rows (configurations) than this: the table goes to the appendix
-OPTIONS = ("label", "caption", "place")
+OPTIONS = ("label", "caption", "place", "rows")
 PLACES = ("body", "appendix")
+# what a table's rows are: each configuration's metrics, or our top-1 error beside the
+# published one (an experiment with ``published`` numbers in params.yaml)
+ROWS = ("configurations", "published")
 # experiment_table's columns the paper leaves to reports/tables/<experiment>.md
 MARKDOWN_ONLY = ("Epochs to *", "Seeds", "Provenance")
 
@@ -118,6 +121,8 @@ def _options(opts: str, where: str) -> dict:
     if options.get("place", "body") not in PLACES:
         raise BuildError(f"{where}: place={options['place']!r}; it is one of "
                          + ", ".join(PLACES))
+    if options.get("rows", ROWS[0]) not in ROWS:
+        raise BuildError(f"{where}: rows={options['rows']!r}; it is one of " + ", ".join(ROWS))
     return options
 
 
@@ -178,10 +183,15 @@ def render_table(layout: paths.Layout, experiment: str, opts: str, where: str) -
     mpath, rpath = (require(layout, p, where, f"written by `train@{experiment}`")
                     for p in experiment_inputs(layout, experiment))
     details = json.loads(rpath.read_text(encoding="utf-8"))
-    header, rows = tables.experiment_table(json.loads(mpath.read_text(encoding="utf-8")),
-                                           details)
+    metrics = json.loads(mpath.read_text(encoding="utf-8"))
+    published = options.get("rows") == "published"
+    if published and not details.get("published"):
+        raise BuildError(f"{where}: rows=published, but experiments.{experiment} has no "
+                         "`published` numbers in params.yaml")
+    header, rows = (tables.published_table if published else tables.experiment_table)(
+        metrics, details)
     cols = _paper_columns(header)
-    label = options.get("label", f"tab:{experiment}")
+    label = options.get("label", f"tab:{experiment}" + ("_published" if published else ""))
     heads = [r"\begin{tabular}[b]{@{}l@{}}\textbf{" + escape(header[cols[0]]) + r"}\\"
              r"\hspace*{1em}" + escape(header[cols[1]].lower()) + r"\end{tabular}"]
     for c in cols[2:]:  # a header as wide as its numbers (a spanning "diverged" aside)
@@ -196,7 +206,8 @@ def render_table(layout: paths.Layout, experiment: str, opts: str, where: str) -
             lines.append(r"\addlinespace[2pt]")
         lines.append(" & ".join([_name_cell(r[cols[0]], r[cols[1]]),
                                  *_merge_diverged([r[c] for c in cols[2:]])]) + r" \\")
-    cap = escape(" ".join(filter(None, (options.get("caption", ""), tables.caption(details)))))
+    generated = tables.published_caption(details) if published else tables.caption(details)
+    cap = escape(" ".join(filter(None, (options.get("caption", ""), generated))))
     if _deferred(options, len(rows)):
         return Table(deferred=_long(spec, cap, label, head, len(cols) - 1, lines),
                      label=label)
@@ -218,26 +229,63 @@ def _head(text: str, width: int, align: str = "c") -> str:
             + r"\end{tabular}")
 
 
-def _claims_summary(items: list[dict], rel: str) -> list[str]:
-    """Per claim: its words on a line of their own, then its verdicts in each reading."""
+def evidence(experiments: list[str], labels: set[str], known: set[str] = frozenset()
+             ) -> list[str]:
+    """The labels of the tables and figures (``tab:<exp>``, ``fig:<exp>``, ``fig:<exp>_...``)
+    of ``experiments`` that the paper sets, tables first; a label goes to the experiment,
+    of these and ``known``, with the longest matching name (``fig:cnn_fashion_jamming`` is
+    cnn_fashion's, not cnn's)."""
+    def owner(label: str) -> str | None:
+        name = label.split(":", 1)[1]
+        found = [e for e in names if name == e or name.startswith(e + "_")]
+        return max(found, key=len, default=None)
+    names = set(experiments) | set(known)
+    mine = [lab for lab in sorted(labels) if owner(lab) in experiments
+            and lab.startswith(("tab:", "fig:"))]
+    order = {e: i for i, e in enumerate(experiments)}
+    return sorted(mine, key=lambda lab: (not lab.startswith("tab:"), order[owner(lab)], lab))
+
+
+def _refs(found: list[str]) -> str:
+    tabs = [r"\ref{" + x + "}" for x in found if x.startswith("tab:")]
+    figs = [r"\ref{" + x + "}" for x in found if x.startswith("fig:")]
+    parts = ([("Table " if len(tabs) == 1 else "Tables ") + ", ".join(tabs)] if tabs else []) + (
+        [("Figure " if len(figs) == 1 else "Figures ") + ", ".join(figs)] if figs else [])
+    return "; ".join(parts) or "none in this paper"
+
+
+def _claims_summary(items: list[dict], rel: str, labels: set[str]) -> list[str]:
+    """Per claim: the study's words, our reading and the evidence on lines of their own,
+    then its verdicts in each reading."""
     header, claims = tables.claims_summary_lines(items)
+    known = {c["experiment"] for c in items if c["kind"] != "summary"}
+    rows_ref = (r", every row in Table \ref{tab:claim_rows}" if "tab:claim_rows" in labels
+                else "")
     out = [r"\begin{table}[htbp]", r"\gentablesize", r"\centering",
-           r"\caption{The study's claims and the verdicts of the \texttt{claims} stage "
+           r"\caption{The study's claims, in its words \citep{troiano2025} and as our "
+           r"configurations test them, with the verdicts of the \texttt{claims} stage "
            r"(generated from " + escape(rel) + r"), each row read at the paper's settings "
            r"and tuned (each arm at the learning rate its search chose on the validation "
            r"split). S / N / I: rows supported, not supported, inconclusive; worst diff.: "
-           r"the lowest difference of the claim's rows.}", r"\label{tab:claims}",
+           r"the lowest difference of the claim's rows" + rows_ref + ".}",
+           r"\label{tab:claims}",
            r"\begin{tabularx}{\linewidth}{@{}X c c l@{}}", r"\toprule",
            " & ".join([_head("Claim; reading", 40, "l"), _head(header[1], 10),
                        _head(header[2], 11), _head(header[3], 12, "l")]) + r" \\",
            r"\midrule"]
+    wide = r"\multicolumn{4}{@{}>{\raggedright\arraybackslash}p{\linewidth}@{}}{"
     for i, c in enumerate(claims):
         if i:
             out.append(r"\addlinespace")
         where = f" ({c['experiment']}; {c['rows']} rows)" if c["rows"] else ""
-        out.append(r"\multicolumn{4}{@{}>{\raggedright\arraybackslash}p{\linewidth}@{}}{"
-                   r"\textit{" + escape(c["id"]) + "}" + escape(where) + ": "
-                   + escape(c["claim"]) + r"} \\")
+        found = evidence([e.strip() for e in c["experiment"].split(",") if e.strip()], labels,
+                         known)
+        out += [wide + r"\textit{" + escape(c["id"]) + "}" + escape(where)
+                + ": the study: \u201c" + escape(c["study"]) + "\u201d" + r"} \\",
+                wide + r"\quad \textit{Tested}: " + escape(c["claim"]) + r"} \\",
+                wide + r"\quad \textit{Evidence}: " + (_refs(found) if c["rows"] else
+                                                        "no configuration tests it")
+                + r"} \\"]
         if not c["lines"]:
             out.append(r"\quad no configuration testing it was run & & & \textbf{"
                        r"inconclusive} \\")
@@ -288,13 +336,15 @@ def _claims_pairs(items: list[dict]) -> Table:
     return Table(inline=table)
 
 
-def render_claims(layout: paths.Layout, rel: str, where: str) -> Table:
-    """The claims stage's verdicts: a summary per claim (in place), then every compared
-    row (long: for the appendix)."""
+def render_claims(layout: paths.Layout, rel: str, where: str,
+                  labels: set[str] = frozenset()) -> Table:
+    """The claims stage's verdicts: a summary per claim (in place), its evidence among
+    ``labels`` (the paper's table and figure labels), then every compared row (long: for
+    the appendix)."""
     path = require(layout, layout.file(rel), where, "the verdicts of the `claims` stage")
     items = json.loads(path.read_text(encoding="utf-8"))
     pairs = _claims_pairs(items)
-    summary = "\n".join(_claims_summary(items, rel))
+    summary = "\n".join(_claims_summary(items, rel, labels | {"tab:claim_rows"}))
     return Table(inline=summary + "\n" + pairs.inline, deferred=pairs.deferred,
                  label=pairs.label)
 

@@ -5,18 +5,28 @@
 Reads what the pipeline wrote and flattens it into dotted keys in
 ``paper/generated/numbers.yaml``, which the paper build (``paper.placeholders``)
 substitutes into ``paper/paper.md``.  Nothing here knows about particular
-experiments: a new ``reports/metrics/<exp>.json`` is picked up as it is.  No wall times:
-``reports/timings/`` is machine dependent and outside DVC, and the paper (a DVC output) may
-only quote what repeats byte for byte.
+experiments: a new ``reports/metrics/<exp>.json`` is picked up as it is.  Wall times:
+``reports/timings/`` is machine dependent and written by the train stages; the paper may
+only quote what repeats byte for byte, so the compute paragraph quotes the summed
+epoch times of the committed runs (the core-hours they cost on that machine), as recorded.
 
     metrics.<exp>.<config>.<metric>.<mean|std|reached>   reports/metrics/<exp>.json
     runs.<exp>.{profile,title,dataset,n_configs,n_seeds,n_runs,epochs,lr,...}
-    runs.<exp>.configs.<config>.{forward,backward,provenance,n_runs,rule_params.<p>}
+    runs.<exp>.configs.<config>.{forward,backward,provenance,lr,n_runs,rule_params.<p>},
+    runs.<exp>.{data,tuning,published}.<...>
                                                          reports/runs/<exp>.json
     claims.<id>.<field>, claims.count (compared rows), claims.summaries,
     claims.<reading>.verdicts.<verdict> (rows per verdict, spaces as _; reading: paper,
-    tuned)
+    tuned), claims.<reading>.outcome.<verdict> (the claims with that verdict, ids; verdict
+    also mixed), claims.untested (claims no configuration tested), claims.agree /
+    claims.differ (tested claims whose two readings give the same / another verdict)
                                                          reports/claims.json
+    compute.<exp>.{device,runs,core_hours}, compute.{runs,core_hours,devices}
+                                                         reports/timings/<exp>.json
+    diagnostics.<exp>.<config>.<parameter>.{first,late.{mean,max,from_step,norm_ratio,true_zero}}
+                                                         reports/diagnostics/<exp>.csv
+    pipeline.results_date: the date of the last commit of dvc.lock (git), the day the
+                           results were committed; "not committed" without one
     params.claims.<key>                                   params.yaml (the verdict rule)
     totals.{n_experiments,n_runs}                        all of the above
     pipeline.profile, pipeline.experiments                params.yaml
@@ -31,13 +41,18 @@ that should hold it.
 from __future__ import annotations
 
 import json
+import math
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
+import pandas
 import yaml
 
 from experiments import config
+from experiments.analysis import timings
+from experiments.analysis.verdicts import MIXED, VERDICTS
 from experiments.results import files, paths
 
 
@@ -77,14 +92,14 @@ def _runs_numbers(exp: str, d: dict, out: dict) -> None:
             out[f"{p}.{k}"] = v
         else:
             _flatten(f"{p}.{k}", v, out)
-    for part in ("data", "tuning"):
+    for part in ("data", "tuning", "published"):
         if isinstance(d.get(part), dict):
             _flatten(f"{p}.{part}", d[part], out)
     configs = d.get("configs", {})
     n_runs = 0
     for cname, c in configs.items():
         cp = f"{p}.configs.{cname}"
-        for key in ("forward", "backward", "provenance", "scope", "diverged"):
+        for key in ("forward", "backward", "provenance", "scope", "diverged", "lr"):
             if key in c:
                 out[f"{cp}.{key}"] = c[key]
         if isinstance(c.get("rule_params"), dict):
@@ -113,7 +128,76 @@ def _claims_numbers(layout: paths.Layout, values: dict, sources: dict) -> None:
         for v in ("supported", "not supported", "inconclusive", *sorted(counts)):
             values[f"claims.{reading}.verdicts.{v.replace(' ', '_')}"] = counts.get(v, 0)
     values["claims.count"] = len(rows)
-    values["claims.summaries"] = sum(c.get("kind") == "summary" for c in claims)
+    summaries = [c for c in claims if c.get("kind") == "summary"]
+    values["claims.summaries"] = len(summaries)
+    tested = [c for c in summaries if c["rows"]]
+    values["claims.untested"] = [c["claim_id"] for c in summaries if not c["rows"]]
+    values["claims.agree"] = [c["claim_id"] for c in tested
+                              if c["paper"]["verdict"] == c["tuned"]["verdict"]]
+    values["claims.differ"] = [c["claim_id"] for c in tested
+                               if c["paper"]["verdict"] != c["tuned"]["verdict"]]
+    for reading in ("paper", "tuned"):
+        for v in (*VERDICTS, MIXED):
+            values[f"claims.{reading}.outcome.{v.replace(' ', '_')}"] = [
+                c["claim_id"] for c in tested if c[reading]["verdict"] == v]
+
+
+def _compute_numbers(layout: paths.Layout, values: dict, sources: dict) -> None:
+    """compute.<exp>.{device,runs,core_hours} and their totals: the seconds of the epochs
+    each train stage timed, summed over its runs, times the threads each run used."""
+    stages = timings.rows(layout)
+    for r in stages:
+        values.update({f"compute.{r['experiment']}.device": r["device"],
+                       f"compute.{r['experiment']}.runs": r["runs"],
+                       f"compute.{r['experiment']}.core_hours": _core_hours([r])})
+    if stages:
+        sources["compute"] = layout.rel(layout.timings) + "/*.json"
+        values.update({"compute.runs": sum(r["runs"] for r in stages),
+                       "compute.core_hours": _core_hours(stages),
+                       "compute.devices": sorted({r["device"] for r in stages})})
+
+
+def _core_hours(stages: list[dict]) -> float:
+    return round(sum(r["epoch_min"] * r["threads"] for r in stages) / 60, 3)
+
+
+def _diagnostics_numbers(layout: paths.Layout, values: dict, sources: dict) -> None:
+    """diagnostics.<exp>.<config>.<parameter>.late.{mean,max,from_step,norm_ratio,true_zero},
+    for every weight tensor and ``all`` (every parameter together):
+    over the second half of the diagnosed steps (every diagnosed seed), the cosine between
+    the true gradient and the rule's (mean, max), the median ratio of the rule's gradient
+    norm to the true one's where the true one is not zero, and the share of steps where it
+    is (the ratio infinite); .first: the cosine at the first diagnosed step (the mean over
+    seeds)."""
+    for path in sorted(layout.diagnostics.glob("*.csv")):
+        frame = pandas.read_csv(path)
+        if frame.empty:
+            continue
+        sources[f"diagnostics.{path.stem}"] = layout.rel(path)
+        kept = frame["parameter"].eq("all") | frame["parameter"].str.endswith("weight")
+        for (cfg, param), d in frame[kept].groupby(["config", "parameter"]):
+            half = d["step"].max() / 2
+            late = d.loc[d["step"] >= half, "cosine"]
+            p = f"diagnostics.{path.stem}.{cfg}.{param}"
+            ratio = d.loc[d["step"] >= half, "norm_ratio"]
+            values.update({f"{p}.late.mean": float(late.mean()),
+                           f"{p}.late.norm_ratio": float(ratio[ratio != math.inf].median()),
+                           f"{p}.late.true_zero": float((ratio == math.inf).mean()),
+                           f"{p}.late.max": float(late.max()),
+                           f"{p}.late.from_step": int(d.loc[d["step"] >= half, "step"].min()),
+                           f"{p}.first": float(d.loc[d["step"] == d["step"].min(),
+                                                     "cosine"].mean())})
+
+
+def results_date(layout: paths.Layout) -> str:
+    """The date (YYYY-MM-DD) of the last commit that changed dvc.lock: the day the results
+    the paper reports were committed; "not committed" outside git or before that."""
+    try:
+        out = subprocess.run(["git", "log", "-1", "--format=%cs", "--", "dvc.lock"],
+                             cwd=layout.root, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "not committed"
+    return out.stdout.strip() or "not committed"
 
 
 def collect(layout: paths.Layout = paths.LAYOUT, params: dict | None = None) -> dict:
@@ -145,6 +229,9 @@ def collect(layout: paths.Layout = paths.LAYOUT, params: dict | None = None) -> 
                 values[f"pipeline.not_run.{exp}"] = [c for c in declared.get(exp, [])
                                                      if c not in ran]
     _claims_numbers(layout, values, sources)
+    _compute_numbers(layout, values, sources)
+    _diagnostics_numbers(layout, values, sources)
+    values["pipeline.results_date"] = results_date(layout)
     if isinstance(params.get("claims"), dict):
         _flatten("params.claims", params["claims"], values)
         sources["params"] = "params.yaml"

@@ -3,7 +3,8 @@
 Formats: ``pct[:d]`` (0.9975 -> 99.75%, d decimals, default 1), ``pts[:d]`` (0.01 -> 1: a
 fraction in points, default 0 decimals), ``pp[:d]`` (signed difference in percentage
 points: +0.05), ``pm_pct[:d]`` (key of a {mean,std} pair without .mean: 99.75 ± 0.11%),
-``pm[:d]``, ``f[:d]`` (fixed decimals, default 2), ``int``, ``list``, ``code`` (verbatim),
+``pm[:d]``, ``f[:d]`` (fixed decimals, default 2), ``int``, ``list``, ``ids`` (names as
+code in a sentence: `a`, `b` and `c`; "none" for no name), ``code`` (verbatim),
 ``count:<noun>[/<plural>]`` (a whole number and its noun, singular or plural: 1 experiment,
 7 experiments; ``count:analysis/analyses``), ``points`` (a fraction in points with its noun:
 0.01 -> 1 point, 0.02 -> 2 points).
@@ -31,6 +32,7 @@ SOURCES = {  # key prefix -> the file the numbers stage reads it from
     "metrics": ("reports/metrics/{}.json", "dvc repro train@{}"),
     "runs": ("reports/runs/{}.json", "dvc repro train@{}"),
     "claims": ("reports/claims.json", "dvc repro"),
+    "diagnostics": ("reports/diagnostics/{}.csv", "dvc repro train@{}"),
 }
 
 
@@ -111,6 +113,8 @@ def _format_value(key: str, fmt: str | None, values: dict) -> str:
         return num(value, scale, _digits(arg, digits), signed, unit)
     if name == "" and isinstance(value, float):
         return f"{value:g}"
+    if name == "ids":
+        return ids(value)
     if name == "list" or (name == "" and isinstance(value, list)):
         return ", ".join(map(str, value))
     if name == "":
@@ -125,7 +129,15 @@ def _format_value(key: str, fmt: str | None, values: dict) -> str:
         points = num(value, 100, _digits(arg, 0))
         return f"{points} point{'' if float(points) == 1 else 's'}"
     raise KeyError(f"unknown format {fmt!r} (pct, pts, points, pp, pm, pm_pct, f, int, list, "
-                   "code, count:<noun>)")
+                   "ids, code, count:<noun>)")
+
+
+def ids(names: list) -> str:
+    """Names as code in a sentence: ```a```, ```a` and `b```, ```a`, `b` and `c```; none."""
+    quoted = [f"`{n}`" for n in names]
+    if not quoted:
+        return "none"
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
 def count(value, noun: str) -> str:

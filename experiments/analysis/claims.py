@@ -13,8 +13,9 @@ accuracy, the learning-rate search) and the ``claims`` section of params.yaml, a
   search), each with ``config, reference, config_lr, reference_lr, seeds, n, pairing,
   config_mean, config_std, reference_mean, reference_std, diff, low, high, diverged,
   verdict`` (``verdicts``); ``kind: aggregate`` objects over a grid's ``aggregate`` axis;
-  then one ``kind: summary`` object per claim (``id`` = ``claim_<name>``) with ``rows`` and
-  per reading ``verdict, counts, worst_diff``;
+  then one ``kind: summary`` object per claim (``id`` = ``claim_<name>``) with ``claim``
+  (our reading of it, ``statements.<name>.reading``), ``study`` (the study's words,
+  ``statements.<name>.study``), ``rows`` and per reading ``verdict, counts, worst_diff``;
 * ``reports/claims.md`` - the same, readable, with the rule explained.
 
 Rows whose configurations ran identical runs (e.g. a jamming window that never closes is
@@ -53,9 +54,9 @@ def pairs(experiment: str, spec: dict, present) -> list[dict]:
 
 def _row(p: dict, details: dict, settings: dict) -> dict:
     return {"id": p["id"], "claim_id": p["claim_id"],
-            "claim": settings["statements"][p["claim_id"]], "experiment": p["experiment"],
-            "kind": "row", "config": p["config"], "reference": p["reference"],
-            "metric": settings["metric"], "coincides_with": [],
+            "claim": settings["statements"][p["claim_id"]]["reading"],
+            "experiment": p["experiment"], "kind": "row", "config": p["config"],
+            "reference": p["reference"], "metric": settings["metric"], "coincides_with": [],
             **readings.readings(details, p["config"], p["reference"], settings)}
 
 
@@ -90,7 +91,7 @@ def _aggregates(experiment: str, found: list[dict], details: dict, settings: dic
     for (claim, others), group in groups.items():
         agg, pair_list = group[0]["aggregate"], [(p["config"], p["reference"]) for p in group]
         out.append({"id": f"{experiment}_{others}", "claim_id": claim,
-                    "claim": settings["statements"][claim], "experiment": experiment,
+                    "claim": settings["statements"][claim]["reading"], "experiment": experiment,
                     "kind": "aggregate", "config": f"{others} (every {agg})",
                     "reference": f"{_others(group[0]['reference_axes'], agg)} (every {agg})",
                     "metric": settings["metric"], "coincides_with": [],
@@ -100,9 +101,10 @@ def _aggregates(experiment: str, found: list[dict], details: dict, settings: dic
     return out
 
 
-def _summary(name: str, words: str, rows: list[dict]) -> dict:
+def _summary(name: str, statement: dict, rows: list[dict]) -> dict:
     members = [r for r in rows if r["claim_id"] == name and r["kind"] == "row"]
-    out = {"id": f"claim_{name}", "claim_id": name, "claim": words, "kind": "summary",
+    out = {"id": f"claim_{name}", "claim_id": name, "claim": statement["reading"],
+           "study": statement["study"], "kind": "summary",
            "experiment": ", ".join(dict.fromkeys(r["experiment"] for r in members)),
            "rows": len(members), "config": ", ".join(r["id"] for r in members),
            "folded": [c["id"] for r in rows for c in r.get("coincides_with", ())
@@ -128,7 +130,8 @@ def judge(runs: dict, settings: dict, specs: dict) -> list[dict]:
             p["reference_axes"] = spec["configs"][p["reference"]]["axes"]
         exp_rows = _merge_coinciding([_row(p, details, settings) for p in found], details)
         rows += exp_rows + _aggregates(exp, found, details, settings)
-    return rows + [_summary(name, words, rows) for name, words in settings["statements"].items()]
+    return rows + [_summary(name, statement, rows)
+                   for name, statement in settings["statements"].items()]
 
 
 def points(value: float) -> str:
@@ -171,9 +174,30 @@ def to_markdown(rows: list[dict], settings: dict, profiles: dict) -> str:
     return "\n".join(lines)
 
 
+STATEMENT_KEYS = ("study", "reading")
+
+
+def check_statements(statements: dict) -> None:
+    """Each claim as ``{study: the study's words, reading: what our rows test}``; else an
+    error naming the claim and what it lacks or has in excess."""
+    for name, statement in statements.items():
+        keys = set(statement) if isinstance(statement, dict) else set()
+        if keys != set(STATEMENT_KEYS) or not all(
+                isinstance(statement[k], str) and statement[k].strip() for k in keys):
+            raise ValueError(
+                f"claims.statements.{name}: expected a mapping with the non-empty texts "
+                f"{', '.join(STATEMENT_KEYS)} (the study's words, our reading), got "
+                f"{statement!r}")
+
+
 def main() -> int:
     params = config.load(import_modules=False)
     settings = params["claims"]
+    try:
+        check_statements(settings["statements"])
+    except ValueError as err:
+        print(f"error: params.yaml: {err}", file=sys.stderr)
+        return 1
     _, runs = read_reports(experiments=list(params["experiments"]))
     runs = {k: runs[k] for k in params["experiments"] if k in runs}
     if not runs:

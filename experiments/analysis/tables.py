@@ -343,16 +343,16 @@ def claims_rows(items: list[dict]) -> tuple[list[str], dict[str, list[list[str]]
 
 
 def claims_summary_lines(items: list[dict]) -> tuple[list[str], list[dict]]:
-    """The claims summary in lines, narrow enough for a page: per claim its id, words,
-    experiments and rows, then ``lines``: [reading, S / N / I, worst difference, verdict]
-    (none when no row was run)."""
+    """The claims summary in lines, narrow enough for a page: per claim its id, our reading
+    (``claim``), the study's words, experiments and rows, then ``lines``: [reading,
+    S / N / I, worst difference, verdict] (none when no row was run)."""
     header = ["Reading", "S / N / I", "Worst diff. (pts)", "Verdict"]
     out = []
     for c in items:
         if c["kind"] == "summary":
             lines = [[READING_NAMES[w], *_counts(c[w])] for w in READINGS if c[w]["rows"]]
-            out.append({"id": c["claim_id"], "claim": c["claim"], "experiment": c["experiment"],
-                        "rows": c["rows"], "lines": lines})
+            out.append({"id": c["claim_id"], "claim": c["claim"], "study": c["study"],
+                        "experiment": c["experiment"], "rows": c["rows"], "lines": lines})
     return header, out
 
 

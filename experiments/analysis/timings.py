@@ -12,12 +12,15 @@ import sys
 from experiments.results import paths
 
 
-def rows() -> list[dict]:
+def rows(layout: paths.Layout = paths.LAYOUT) -> list[dict]:
+    """Per train stage: its device, threads per run, runs timed, the stage's wall minutes and
+    its runs' epoch minutes, summed."""
     out = []
-    for path in sorted(paths.LAYOUT.timings.glob("*.json")):
+    for path in sorted(layout.timings.glob("*.json")):
         record = json.loads(path.read_text())
         runs = [run for config in record["configs"].values() for run in config["runs"].values()]
-        out.append({"stage": f"train@{record['experiment']}", "device": record["device"],
+        out.append({"experiment": record["experiment"],
+                    "stage": f"train@{record['experiment']}", "device": record["device"],
                     "threads": record["torch_threads"], "runs": len(runs),
                     "stage_min": record["stage_seconds"] / 60,
                     "epoch_min": sum(sum(r["epoch_seconds"]) for r in runs) / 60})

@@ -79,11 +79,11 @@ def test_a_power_of_ten_is_typeset():
 
 def test_claim_statements_write_their_formulas_as_maths():
     statements = yaml.safe_load((ROOT / "params.yaml").read_text())["claims"]["statements"]
-    for claim, words in statements.items():
-        prose = re.sub(r"\$[^$]+\$|`[^`]*`", "", words)
+    for claim, statement in statements.items():
+        prose = re.sub(r"\$[^$]+\$|`[^`]*`", "", statement["reading"])
         assert not re.search(r"\b(sigma|eps|varepsilon)\b|sign\(g\)|\bg \(", prose), claim
-    assert r"$g\,(1 + \sigma\varepsilon)$" in statements["noise_multiplicative"]
-    assert r"$\mathrm{sign}(g)\,u$" in statements["jamming_alternative"]
+    assert r"$g\,(1 + \sigma\varepsilon)$" in statements["noise_multiplicative"]["reading"]
+    assert r"$\mathrm{sign}(g)\,u$" in statements["jamming_alternative"]["reading"]
 
 
 # ---------------------------------------------------------------- one table
