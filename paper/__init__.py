@@ -13,3 +13,7 @@ the other way round.
 
 class BuildError(RuntimeError):
     """The paper cannot be built as asked; the message says which input is at fault."""
+
+
+# The front matter's date when the results have no commit yet (numbers.results_date).
+NOT_COMMITTED = "results not committed"

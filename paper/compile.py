@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from experiments.results import paths
-from paper import BuildError
+from paper import NOT_COMMITTED, BuildError
 from paper.document import expand
 from paper.placeholders import load_numbers
 
@@ -38,9 +38,12 @@ def _epoch(text: str) -> int:
     front = text.split("\n---", 1)[0]
     meta = yaml.safe_load(front.removeprefix("---")) or {}
     date = meta.get("date")
+    if date == NOT_COMMITTED:  # results not committed yet: a fixed epoch all the same
+        return 0
     if not isinstance(date, dt.date):
-        raise BuildError("paper/paper.md: front matter needs `date: YYYY-MM-DD` "
-                         "(it also fixes SOURCE_DATE_EPOCH)")
+        raise BuildError("paper/paper.md: front matter needs `date: YYYY-MM-DD` (or "
+                         f"{NOT_COMMITTED!r}; it also fixes SOURCE_DATE_EPOCH), got "
+                         f"{date!r}")
     return int(dt.datetime(date.year, date.month, date.day, tzinfo=dt.timezone.utc).timestamp())
 
 

@@ -12,7 +12,8 @@ epoch times of the committed runs (the core-hours they cost on that machine), as
 
     metrics.<exp>.<config>.<metric>.<mean|std|reached>   reports/metrics/<exp>.json
     runs.<exp>.{profile,title,dataset,n_configs,n_seeds,n_runs,epochs,lr,...}
-    runs.<exp>.configs.<config>.{forward,backward,provenance,lr,n_runs,rule_params.<p>},
+    runs.<exp>.configs.<config>.{forward,backward,provenance,lr,batch_size,n_runs,
+    rule_params.<p>},
     runs.<exp>.{data,tuning,published}.<...>
                                                          reports/runs/<exp>.json
     claims.<id>.<field>, claims.count (compared rows), claims.summaries,
@@ -26,7 +27,7 @@ epoch times of the committed runs (the core-hours they cost on that machine), as
     diagnostics.<exp>.<config>.<parameter>.{first,late.{mean,max,from_step,norm_ratio,true_zero}}
                                                          reports/diagnostics/<exp>.csv
     pipeline.results_date: the date of the last commit of dvc.lock (git), the day the
-                           results were committed; "not committed" without one
+                           results were committed; "results not committed" without one
     params.claims.<key>                                   params.yaml (the verdict rule)
     totals.{n_experiments,n_runs}                        all of the above
     pipeline.profile, pipeline.experiments                params.yaml
@@ -54,6 +55,7 @@ from experiments import config
 from experiments.analysis import timings
 from experiments.analysis.verdicts import MIXED, VERDICTS
 from experiments.results import files, paths
+from paper import NOT_COMMITTED
 
 
 def _flatten(prefix: str, obj, out: dict) -> None:
@@ -99,7 +101,8 @@ def _runs_numbers(exp: str, d: dict, out: dict) -> None:
     n_runs = 0
     for cname, c in configs.items():
         cp = f"{p}.configs.{cname}"
-        for key in ("forward", "backward", "provenance", "scope", "diverged", "lr"):
+        for key in ("forward", "backward", "provenance", "scope", "diverged", "lr",
+                    "batch_size"):
             if key in c:
                 out[f"{cp}.{key}"] = c[key]
         if isinstance(c.get("rule_params"), dict):
@@ -191,13 +194,13 @@ def _diagnostics_numbers(layout: paths.Layout, values: dict, sources: dict) -> N
 
 def results_date(layout: paths.Layout) -> str:
     """The date (YYYY-MM-DD) of the last commit that changed dvc.lock: the day the results
-    the paper reports were committed; "not committed" outside git or before that."""
+    the paper reports were committed; NOT_COMMITTED outside git or before that."""
     try:
         out = subprocess.run(["git", "log", "-1", "--format=%cs", "--", "dvc.lock"],
                              cwd=layout.root, capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
-        return "not committed"
-    return out.stdout.strip() or "not committed"
+        return NOT_COMMITTED
+    return out.stdout.strip() or NOT_COMMITTED
 
 
 def collect(layout: paths.Layout = paths.LAYOUT, params: dict | None = None) -> dict:

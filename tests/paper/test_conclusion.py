@@ -12,7 +12,7 @@ import pytest
 
 from experiments.analysis import claims as claims_stage
 from experiments.results import paths
-from paper import BuildError, latex, numbers
+from paper import NOT_COMMITTED, BuildError, latex, numbers
 from paper import placeholders as build
 from tests.paper.test_tables import _config, _metrics, _write
 
@@ -104,12 +104,12 @@ def test_gradient_direction_numbers_over_the_second_half_of_training(tmp_path):
 
 def test_the_results_date_is_the_last_commit_of_dvc_lock(tmp_path):
     layout = paths.Layout(tmp_path)
-    assert numbers.results_date(layout) == "not committed"  # no repository
+    assert numbers.results_date(layout) == NOT_COMMITTED  # no repository
     env = {"GIT_COMMITTER_DATE": "2026-03-04T12:00:00", "GIT_AUTHOR_DATE": "2026-03-04T12:00:00",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"}
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    assert numbers.results_date(layout) == "not committed"  # no commit of dvc.lock yet
+    assert numbers.results_date(layout) == NOT_COMMITTED  # no commit of dvc.lock yet
     (tmp_path / "dvc.lock").write_text("schema: '2.0'\n")
     subprocess.run(["git", "add", "dvc.lock"], cwd=tmp_path, check=True)
     subprocess.run(["git", "commit", "-qm", "results"], cwd=tmp_path, check=True, env=env)

@@ -79,3 +79,23 @@ def test_the_dvc_reference_has_a_year():
     assert len(dvc) == 1 and re.search(r"year\s*=\s*\{\d{4}\}", dvc[0])
     for key in entries:  # every reference is cited with its date, none prints "n.d."
         assert re.search(r"year\s*=\s*\{\d{4}\}", entries[key]), key
+
+
+# Digits paper.md may hold outside placeholders, code, maths, labels and citations: names
+# and notation, not results (a result is always a placeholder).
+NOTATION = ("Proposition 1", "LeNet-5", "8×8", "top-1", "float32", "freegrad 1.0.1",
+            "Logistic / 1", "derivative 1", "(100 minus", "95 %")
+
+
+def test_the_paper_types_no_number_date_or_tracker_reference():
+    text = (ROOT / "paper" / "paper.md").read_text(encoding="utf-8")
+    text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
+    front, body = text.removeprefix("---\n").split("\n---\n", 1)
+    assert re.search(r"^date: \{\{\s*pipeline\.results_date\s*\}\}$", front, flags=re.M)
+    assert not re.search(r"\bissues?\b|\btracker\b|#\d", body, flags=re.I)
+    for pattern in (r"```.*?```", r"\{\{[^}]*\}\}", r"`[^`]*`", r"\$[^$]*\$",
+                    r"\\(?:ref|label)\{[^}]*\}", r"\[@[^\]]*\]|@\w+", r"\]\([^)]*\)(\{[^}]*\})?"):
+        body = re.sub(pattern, " ", body, flags=re.S)
+    for name in NOTATION:
+        body = body.replace(name, " ")
+    assert re.findall(r"\S*\d\S*", body) == []
