@@ -95,14 +95,16 @@ def select_sections(text: str, numbers: dict, layout: paths.Layout, check: bool 
     return "\n".join(out)
 
 
-def labels_in(text: str) -> set[str]:
-    """The labels the paper sets: its tables' ``label=`` options and its figures'
-    ``\\label{...}``."""
-    return set(LABEL_OPTION.findall(text)) | set(LABEL.findall(text))
+def labels_in(text: str) -> list[str]:
+    """The labels the paper sets, in the order it sets them: its tables' ``label=`` options
+    and its figures' ``\\label{...}``."""
+    found = sorted((m.start(), m.group(1)) for pattern in (LABEL_OPTION, LABEL)
+                   for m in pattern.finditer(text))
+    return list(dict.fromkeys(label for _, label in found))
 
 
 def _directive(line: str, layout: paths.Layout, where: str, check: bool,
-               labels: set[str]):
+               labels: list[str]):
     """(``latex.Table`` or None, the generated files it reads) of a table or claims line;
     None if the line is no directive."""
     m = CLAIMS_DIRECTIVE.match(line)

@@ -229,21 +229,20 @@ def _head(text: str, width: int, align: str = "c") -> str:
             + r"\end{tabular}")
 
 
-def evidence(experiments: list[str], labels: set[str], known: set[str] = frozenset()
+def evidence(experiments: list[str], labels: list[str], known: set[str] = frozenset()
              ) -> list[str]:
     """The labels of the tables and figures (``tab:<exp>``, ``fig:<exp>``, ``fig:<exp>_...``)
-    of ``experiments`` that the paper sets, tables first; a label goes to the experiment,
-    of these and ``known``, with the longest matching name (``fig:cnn_fashion_jamming`` is
-    cnn_fashion's, not cnn's)."""
+    of ``experiments`` among ``labels`` (the paper's, in its order), tables first; a label
+    goes to the experiment, of these and ``known``, with the longest matching name
+    (``fig:cnn_fashion_jamming`` is cnn_fashion's, not cnn's)."""
     def owner(label: str) -> str | None:
         name = label.split(":", 1)[1]
         found = [e for e in names if name == e or name.startswith(e + "_")]
         return max(found, key=len, default=None)
     names = set(experiments) | set(known)
-    mine = [lab for lab in sorted(labels) if owner(lab) in experiments
-            and lab.startswith(("tab:", "fig:"))]
-    order = {e: i for i, e in enumerate(experiments)}
-    return sorted(mine, key=lambda lab: (not lab.startswith("tab:"), order[owner(lab)], lab))
+    mine = [lab for lab in labels if lab.startswith(("tab:", "fig:"))
+            and owner(lab) in experiments]
+    return sorted(mine, key=lambda lab: not lab.startswith("tab:"))  # stable: paper order
 
 
 def _refs(found: list[str]) -> str:
@@ -254,7 +253,7 @@ def _refs(found: list[str]) -> str:
     return "; ".join(parts) or "none in this paper"
 
 
-def _claims_summary(items: list[dict], rel: str, labels: set[str]) -> list[str]:
+def _claims_summary(items: list[dict], rel: str, labels: list[str]) -> list[str]:
     """Per claim: the study's words, our reading and the evidence on lines of their own,
     then its verdicts in each reading."""
     header, claims = tables.claims_summary_lines(items)
@@ -262,7 +261,7 @@ def _claims_summary(items: list[dict], rel: str, labels: set[str]) -> list[str]:
     rows_ref = (r", every row in Table \ref{tab:claim_rows}" if "tab:claim_rows" in labels
                 else "")
     out = [r"\begin{table}[htbp]", r"\gentablesize", r"\centering",
-           r"\caption{The study's claims, in its words \citep{troiano2025} and as our "
+           r"\caption{The study's claims, in its words (from its abstract) and as our "
            r"configurations test them, with the verdicts of the \texttt{claims} stage "
            r"(generated from " + escape(rel) + r"), each row read at the paper's settings "
            r"and tuned (each arm at the learning rate its search chose on the validation "
@@ -337,14 +336,14 @@ def _claims_pairs(items: list[dict]) -> Table:
 
 
 def render_claims(layout: paths.Layout, rel: str, where: str,
-                  labels: set[str] = frozenset()) -> Table:
+                  labels: tuple[str, ...] | list[str] = ()) -> Table:
     """The claims stage's verdicts: a summary per claim (in place), its evidence among
     ``labels`` (the paper's table and figure labels), then every compared row (long: for
     the appendix)."""
     path = require(layout, layout.file(rel), where, "the verdicts of the `claims` stage")
     items = json.loads(path.read_text(encoding="utf-8"))
     pairs = _claims_pairs(items)
-    summary = "\n".join(_claims_summary(items, rel, labels | {"tab:claim_rows"}))
+    summary = "\n".join(_claims_summary(items, rel, [*labels, "tab:claim_rows"]))
     return Table(inline=summary + "\n" + pairs.inline, deferred=pairs.deferred,
                  label=pairs.label)
 

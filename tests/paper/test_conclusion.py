@@ -12,7 +12,7 @@ import pytest
 
 from experiments.analysis import claims as claims_stage
 from experiments.results import paths
-from paper import NOT_COMMITTED, BuildError, latex, numbers
+from paper import NOT_COMMITTED, BuildError, document, latex, numbers
 from paper import placeholders as build
 from tests.paper.test_tables import _config, _metrics, _write
 
@@ -122,22 +122,28 @@ def test_the_results_date_is_the_last_commit_of_dvc_lock(tmp_path):
 
 # ---------------------------------------------------------------- the claims table
 
-def test_evidence_goes_to_the_experiment_with_the_longest_name():
-    labels = {"tab:cnn", "fig:cnn", "fig:cnn_cosine", "fig:cnn_fashion_jamming",
-              "tab:cnn_fashion", "tab:lenet", "fig:activations"}
-    assert latex.evidence(["cnn"], labels, {"cnn_fashion"}) == ["tab:cnn", "fig:cnn",
-                                                                "fig:cnn_cosine"]
+def test_evidence_goes_to_the_experiment_with_the_longest_name_in_the_papers_order():
+    labels = ["fig:activations", "tab:lenet", "fig:cnn_jamming", "fig:cnn", "tab:cnn",
+              "fig:cnn_cosine", "tab:cnn_fashion", "fig:cnn_fashion_jamming"]
+    assert latex.evidence(["cnn"], labels, {"cnn_fashion"}) == [
+        "tab:cnn", "fig:cnn_jamming", "fig:cnn", "fig:cnn_cosine"]
     assert latex.evidence(["cnn_fashion"], labels, {"cnn"}) == ["tab:cnn_fashion",
                                                                 "fig:cnn_fashion_jamming"]
-    assert latex.evidence(["cnn", "lenet"], labels, {"cnn_fashion"})[:2] == ["tab:cnn",
-                                                                          "tab:lenet"]
+    assert latex.evidence(["cnn", "lenet"], labels, {"cnn_fashion"})[:2] == ["tab:lenet",
+                                                                           "tab:cnn"]
     assert latex.evidence(["bnn"], labels) == []
+
+
+def test_the_papers_labels_in_its_order():
+    text = ("{{table: a | label=tab:a}}\n![x\\label{fig:b}](b.pdf)\n"
+            "{{table: c | place=appendix | label=tab:c}}\n![y\\label{fig:a_z}](z.pdf)")
+    assert document.labels_in(text) == ["tab:a", "fig:b", "tab:c", "fig:a_z"]
 
 
 def test_the_claims_table_quotes_the_study_and_names_the_evidence(tmp_path):
     layout = _layout(tmp_path)
     tex = latex.render_claims(layout, "reports/claims.json", "paper.md:1",
-                              {"tab:lenet", "fig:lenet_cosine", "tab:cnn"}).inline
+                              ["tab:lenet", "fig:lenet_cosine", "tab:cnn"]).inline
     summary = tex.split(r"\end{table}")[0]
     assert summary.count("\u201cdoes not impair learning\u201d") == len(CLAIMS)
     assert r"\textit{Tested}: constant trains as well" in summary
