@@ -99,7 +99,7 @@ def plot_activations(specs: dict):
     axes[0].set_ylim(-1.5, 2.5)
     _finish(axes[0], "forward F(x)")
     torch.manual_seed(0)  # the stochastic rules draw from the global RNG here
-    for ax, fam in zip(axes[1:], shown, strict=True):
+    for ax, fam in zip(axes[1:1 + len(shown)], shown, strict=True):
         for i, (rule, prm) in enumerate(by_family[fam]):
             _rule_line(ax, i, rule, prm, x, g)
         _finish(ax, fam)

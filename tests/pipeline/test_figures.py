@@ -187,6 +187,17 @@ def test_activations_one_panel_per_family_distinct_colour_and_style_legend_outsi
         assert not any(_overlaps(box, other.get_window_extent()) for other in shown)
 
 
+@pytest.mark.parametrize("names, families", [(("suc",), 1), (("suc", "lenet"), 3)])
+def test_activations_with_fewer_families_than_the_grid_has_panels(names, families):
+    """A profile's experiments may use a few rule families (a smoke profile): the grid's
+    spare panels stay hidden (suc + lenet: 4 panels in a 2 x 3 grid), each family in a panel
+    of its own."""
+    specs = {n: P.resolve(P.load(), n, "smoke") for n in names}
+    fig = figures.plot_activations(specs)
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(shown) == 1 + families and all(ax.get_title() for ax in shown)
+
+
 @pytest.mark.parametrize("name", ["suc", "bnn"])
 def test_search_panels_hold_each_rule_with_its_reference(name):
     from experiments.analysis import comparisons, search_figures
