@@ -66,6 +66,7 @@ def _flatten(prefix: str, obj, out: dict) -> None:
         if all(not isinstance(v, (dict, list)) for v in obj):
             out[prefix] = list(obj)
             out[f"{prefix}.count"] = len(obj)
+            out.update({f"{prefix}.{i}": v for i, v in enumerate(obj)})
         else:
             for i, v in enumerate(obj):
                 _flatten(f"{prefix}.{i}", v, out)

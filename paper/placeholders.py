@@ -159,7 +159,7 @@ def _needed_keys(key: str, fmt: str | None) -> list[str]:
 
 def not_run(key: str, values: dict) -> str | None:
     """The text for a key of a configuration the profile did not run (its metrics, its runs
-    entry, its search, its claims row), else None."""
+    entry, its search, its claims row, its gradient-direction numbers), else None."""
     for name, configs in values.items():
         if not name.startswith("pipeline.not_run."):
             continue
@@ -167,7 +167,7 @@ def not_run(key: str, values: dict) -> str | None:
         for cfg in configs or []:
             prefixes = (f"metrics.{exp}.{cfg}.", f"runs.{exp}.{cfg}.",
                         f"runs.{exp}.configs.{cfg}.", f"runs.{exp}.tuning.arms.{cfg}.",
-                        f"claims.{exp}_{cfg}.")
+                        f"claims.{exp}_{cfg}.", f"diagnostics.{exp}.{cfg}.")
             if key.startswith(prefixes):
                 return f"not run (profile {values.get('pipeline.profile')})"
     return None
