@@ -53,7 +53,7 @@ import yaml
 
 from experiments import config
 from experiments.analysis import timings
-from experiments.analysis.verdicts import MIXED, VERDICTS
+from experiments.analysis.verdicts import MIXED, READINGS, VERDICTS
 from experiments.results import files, paths
 from paper import NOT_COMMITTED
 
@@ -127,7 +127,7 @@ def _claims_numbers(layout: paths.Layout, values: dict, sources: dict) -> None:
             if k != "id":
                 _flatten(f"claims.{c['id']}.{k}", v, values)
     rows = [c for c in claims if c.get("kind", "row") == "row"]
-    for reading in ("paper", "tuned"):
+    for reading in READINGS:
         counts = Counter(str(c[reading]["verdict"]) for c in rows if c.get(reading))
         for v in ("supported", "not supported", "inconclusive", *sorted(counts)):
             values[f"claims.{reading}.verdicts.{v.replace(' ', '_')}"] = counts.get(v, 0)
@@ -136,11 +136,10 @@ def _claims_numbers(layout: paths.Layout, values: dict, sources: dict) -> None:
     values["claims.summaries"] = len(summaries)
     tested = [c for c in summaries if c["rows"]]
     values["claims.untested"] = [c["claim_id"] for c in summaries if not c["rows"]]
-    values["claims.agree"] = [c["claim_id"] for c in tested
-                              if c["paper"]["verdict"] == c["tuned"]["verdict"]]
-    values["claims.differ"] = [c["claim_id"] for c in tested
-                               if c["paper"]["verdict"] != c["tuned"]["verdict"]]
-    for reading in ("paper", "tuned"):
+    same = {c["claim_id"]: c["paper"]["verdict"] == c["tuned"]["verdict"] for c in tested}
+    values["claims.agree"] = [c for c, agree in same.items() if agree]
+    values["claims.differ"] = [c for c, agree in same.items() if not agree]
+    for reading in READINGS:
         for v in (*VERDICTS, MIXED):
             values[f"claims.{reading}.outcome.{v.replace(' ', '_')}"] = [
                 c["claim_id"] for c in tested if c[reading]["verdict"] == v]
@@ -180,15 +179,14 @@ def _diagnostics_numbers(layout: paths.Layout, values: dict, sources: dict) -> N
         sources[f"diagnostics.{path.stem}"] = layout.rel(path)
         kept = frame["parameter"].eq("all") | frame["parameter"].str.endswith("weight")
         for (cfg, param), d in frame[kept].groupby(["config", "parameter"]):
-            half = d["step"].max() / 2
-            late = d.loc[d["step"] >= half, "cosine"]
+            late = d[d["step"] >= d["step"].max() / 2]
+            ratio = late["norm_ratio"]
             p = f"diagnostics.{path.stem}.{cfg}.{param}"
-            ratio = d.loc[d["step"] >= half, "norm_ratio"]
-            values.update({f"{p}.late.mean": float(late.mean()),
+            values.update({f"{p}.late.mean": float(late["cosine"].mean()),
+                           f"{p}.late.max": float(late["cosine"].max()),
+                           f"{p}.late.from_step": int(late["step"].min()),
                            f"{p}.late.norm_ratio": float(ratio[ratio != math.inf].median()),
                            f"{p}.late.true_zero": float((ratio == math.inf).mean()),
-                           f"{p}.late.max": float(late.max()),
-                           f"{p}.late.from_step": int(d.loc[d["step"] >= half, "step"].min()),
                            f"{p}.first": float(d.loc[d["step"] == d["step"].min(),
                                                      "cosine"].mean())})
 
