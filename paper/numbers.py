@@ -129,7 +129,7 @@ def _claims_numbers(layout: paths.Layout, values: dict, sources: dict) -> None:
     rows = [c for c in claims if c.get("kind", "row") == "row"]
     for reading in READINGS:
         counts = Counter(str(c[reading]["verdict"]) for c in rows if c.get(reading))
-        for v in ("supported", "not supported", "inconclusive", *sorted(counts)):
+        for v in (*VERDICTS, *sorted(counts)):
             values[f"claims.{reading}.verdicts.{v.replace(' ', '_')}"] = counts.get(v, 0)
     values["claims.count"] = len(rows)
     summaries = [c for c in claims if c.get("kind") == "summary"]
