@@ -32,6 +32,11 @@ def table(rows: list[dict]) -> str:
              "runs' epochs, summed (min) |", "|---|---|---|---|---|---|"]
     lines += [f"| `{r['stage']}` | {r['device']} | {r['threads']} | {r['runs']} | "
               f"{r['stage_min']:.1f} | {r['epoch_min']:.1f} |" for r in rows]
+    if len(rows) > 1:  # the totals the README quotes in hours
+        devices = ", ".join(sorted({r["device"] for r in rows}))
+        lines.append(f"| all stages | {devices} | | {sum(r['runs'] for r in rows)} | "
+                     f"{sum(r['stage_min'] for r in rows):.1f} | "
+                     f"{sum(r['epoch_min'] for r in rows):.1f} |")
     return "\n".join(lines)
 
 

@@ -22,8 +22,11 @@ ROOT = paths.ROOT
 
 SECTIONS = ["Summary", "Statement of need", "The library", "The reproduction",
             "Single-unit classifier", "MLP on DIGITS", "LeNet-5 on MNIST", "Gradient jamming",
-            "Binary units", "The study's claims, checked", "What differs from the original study",
-            "How to reproduce", "References"]
+            "Binary units", "Beyond the activation: layer feedback rules",
+            "The study's claims, checked", "Conclusion",
+            "Where our results differ from the study's, and why", "Compute",
+            "What differs from the study's method, and why", "How to reproduce",
+            "Appendix: the long tables", "References"]
 
 
 def _text(pdf: Path) -> str:

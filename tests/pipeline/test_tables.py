@@ -76,6 +76,20 @@ def test_a_config_diverged_on_every_seed_says_so_in_every_metric_cell():
     assert not any("n/a" in cell for r in rows for cell in r)
 
 
+def test_a_config_diverged_on_some_seeds_has_no_result_and_says_how_many():
+    details = _details({"ok": _config(), "part": _config(backward="d(Linear)", diverged=1)})
+    none = {"mean": None, "std": None}
+    metrics = {"ok": _metrics(),
+               "part": _metrics(final_test_acc=none, best_test_acc=none,
+                                final_train_loss=none, final_test_loss=none,
+                                epochs_to_target={"mean": None, "std": None, "reached": 0})}
+    header, rows = tables.experiment_table(metrics, details)
+    part = next(r for r in rows if r[0] == "part")
+    assert part[header.index("Final test acc. (%)")] == "diverged (1/3 seeds)"
+    assert part[header.index("Final test loss")] == "diverged (1/3 seeds)"
+    assert not any("n/a" in cell for r in rows for cell in r)
+
+
 def test_some_seeds_diverged_and_a_target_never_reached():
     details = _details({"half": _config(diverged=1), "slow": _config(backward="d(Linear)")})
     metrics = {"half": _metrics(epochs_to_target={"mean": 4.0, "std": 1.0, "reached": 2}),
