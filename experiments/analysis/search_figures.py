@@ -31,10 +31,14 @@ def _draw_arm(ax, arm: dict, name: str, style: dict) -> None:
             mew=0.5)
 
 
+NO_REFERENCE = "arms without a searched reference"
+
+
 def reference_panels(arms: list[str], spec: dict) -> list[tuple[str, list[str]]]:
-    """[(title, [reference, arms compared with it])], in the arms' order: an arm whose
-    reference was not searched is a panel of its own.  The title: the axis values the
-    panel's arms share (``d = 8``), else the reference's name."""
+    """[(title, [reference, arms compared with it])], in the arms' order.  Arms compared with
+    no searched reference (an experiment without a baseline, e.g. the feedback rules) share
+    one panel, titled ``NO_REFERENCE``, with no arm drawn as its reference.  The title: the
+    axis values the panel's arms share (``d = 8``), else the reference's name."""
     groups: dict = {}
     for a in arms:
         ref = baseline_of(a, spec) if a in spec["configs"] else None
@@ -42,8 +46,13 @@ def reference_panels(arms: list[str], spec: dict) -> list[tuple[str, list[str]]]
         groups.setdefault(key, [key])
         if a != key:
             groups[key].append(a)
+    alone = [ref for ref, members in groups.items() if len(members) == 1]
     panels = []
     for ref, members in groups.items():
+        if len(alone) > 1 and ref in alone:
+            if ref == alone[0]:
+                panels.append((NO_REFERENCE, alone))
+            continue
         axes = [spec["configs"].get(m, {}).get("axes", {}) for m in members]
         shared = [f"{k} = {axis_label(v)}" for k, v in axes[0].items()
                   if all(a.get(k) == v for a in axes)]
@@ -53,17 +62,20 @@ def reference_panels(arms: list[str], spec: dict) -> list[tuple[str, list[str]]]
 
 def _panel(ax, arms: dict, head: str, members: list[str]) -> None:
     colors = plt.get_cmap("tab10").colors
+    first = 0 if head == NO_REFERENCE else 1  # the colour of members[i] is colors[i - first]
     for i, name in enumerate(members):
-        style = ({"color": "black", "ls": "-", "lw": 1.6} if i == 0 else
-                 {"color": colors[(i - 1) % 10], "ls": LINESTYLES[(i - 1) % 5], "lw": 1.2})
-        _draw_arm(ax, arms[name], name + (" (reference)" if i == 0 and len(members) > 1
+        style = ({"color": "black", "ls": "-", "lw": 1.6} if i < first else
+                 {"color": colors[(i - first) % 10], "ls": LINESTYLES[(i - first) % 5],
+                  "lw": 1.2})
+        _draw_arm(ax, arms[name], name + (" (reference)" if i < first and len(members) > 1
                                           else ""), style)
     ax.set_xscale("log")
     ax.set_title("\n".join(textwrap.wrap(head, 34)), fontsize=9)
     ax.set_xlabel("learning rate", fontsize=8)
     ax.grid(alpha=0.3)
     ax.tick_params(labelsize=7.5)
-    ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.28))
+    ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.28),
+              ncols=1 if len(members) <= 4 else 2)
 
 
 def plot_search(details: dict, spec: dict, title: str):

@@ -211,6 +211,24 @@ def test_search_panels_hold_each_rule_with_its_reference(name):
         assert [t for t, _ in panels] == [f"d = {d}" for d in (8, 16, 32, 64, 128)]
 
 
+def test_search_arms_without_a_reference_share_one_panel():
+    """The feedback rules name no baseline: one panel of every arm, none drawn as reference."""
+    import matplotlib.pyplot as plt
+
+    from experiments.analysis import search_figures
+
+    spec = P.resolve(P.load(), "feedback", "full")
+    panels = search_figures.reference_panels(list(spec["configs"]), spec)
+    assert panels == [(search_figures.NO_REFERENCE, list(spec["configs"]))]
+    arms = {c: {"candidates": [{"lr": 0.1, "val_acc": 0.5, "diverged": 0}], "chosen_lr": 0.1}
+            for c in spec["configs"]}
+    fig, ax = plt.subplots()
+    search_figures._panel(ax, arms, *panels[0])
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == list(spec["configs"])  # no "(reference)"
+    assert "black" not in {ln.get_color() for ln in ax.get_lines()}
+
+
 def test_lines_figure_error_bars_stay_within_100_percent():
     spec = P.resolve(P.load(), "bnn", "full")
     metrics, _ = fake_reports("bnn", spec)

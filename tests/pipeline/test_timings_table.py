@@ -17,8 +17,8 @@ def test_the_table_has_a_row_per_timed_stage_with_its_device_and_times(tmp_path,
     (tmp_path / "toy.json").write_text(json.dumps(record))
     monkeypatch.setattr(paths.LAYOUT, "timings", tmp_path)
     rows = timings.rows()
-    assert rows == [{"experiment": "toy", "stage": "train@toy", "device": "cpu", "threads": 1, "runs": 2,
-                     "stage_min": 1.5, "epoch_min": 2.0}]
+    assert rows == [{"experiment": "toy", "stage": "train@toy", "device": "cpu", "threads": 1,
+                     "runs": 2, "stage_min": 1.5, "epoch_min": 2.0}]
     assert timings.table(rows).splitlines()[-1] == "| `train@toy` | cpu | 1 | 2 | 1.5 | 2.0 |"
     two = rows + [{**rows[0], "stage": "train@other", "device": "cuda", "runs": 3}]
     assert timings.table(two).splitlines()[-1] == "| all stages | cpu, cuda | | 5 | 3.0 | 4.0 |"
