@@ -9,8 +9,9 @@ final and best, train and test loss) in the one type size (``\gentablesize``), a
 text width, its first two columns wrapping.  Options: ``label``, ``caption`` (words put
 before the generated caption), ``place`` (``body``, ``appendix``; default: the appendix for
 a table of more than ``LONG_ROWS`` rows).
-``{{claims: reports/claims.json}}`` renders ``experiments.analysis.tables.claims_summary_lines``
-(in the text) and ``claims_pair_lines`` (every compared row: long, so in the appendix).
+``{{claims: reports/claims.json}}`` renders ``claims_summary_lines`` (in the text) and
+``claims_pair_lines`` (every compared row: long, so in the appendix) of
+``experiments.analysis.claims_tables``.
 A table bound for the appendix is a ``Table``'s ``deferred`` part (a longtable, which
 may run over pages); ``paper.document`` sets them where ``{{appendix: tables}}`` stands.
 """
@@ -22,7 +23,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from experiments.analysis import tables
+from experiments.analysis import claims_tables, tables
 from experiments.results import paths
 from paper import BuildError
 
@@ -256,7 +257,7 @@ def _refs(found: list[str]) -> str:
 def _claims_summary(items: list[dict], rel: str, labels: list[str]) -> list[str]:
     """Per claim: the study's words, our reading and the evidence on lines of their own,
     then its verdicts in each reading."""
-    header, claims = tables.claims_summary_lines(items)
+    header, claims = claims_tables.claims_summary_lines(items)
     known = {c["experiment"] for c in items if c["kind"] != "summary"}
     rows_ref = (r", every row in Table \ref{tab:claim_rows}" if "tab:claim_rows" in labels
                 else "")
@@ -297,7 +298,7 @@ def _claims_summary(items: list[dict], rel: str, labels: list[str]) -> list[str]
 def _claims_pairs(items: list[dict]) -> Table:
     """Every compared row, by claim and experiment: a line per reading, the configuration
     on the first, its reference on the second."""
-    header, groups = tables.claims_pair_lines(items)
+    header, groups = claims_tables.claims_pair_lines(items)
     cells = [line for blocks in groups.values() for b in blocks for line in b["lines"]]
     widths = [max([len(r[i]) for r in cells] + [8]) for i in range(len(header))]
     head = " & ".join([r"\textbf{" + escape(header[0]) + "}"]

@@ -29,7 +29,7 @@ from __future__ import annotations
 import sys
 
 from experiments import config
-from experiments.analysis import comparisons, readings, tables
+from experiments.analysis import claims_tables, comparisons, readings, tables
 from experiments.analysis.verdicts import READINGS, VERDICTS, summary_verdict
 from experiments.results import files, paths
 from experiments.results.records import read_reports
@@ -159,8 +159,8 @@ def to_markdown(rows: list[dict], settings: dict, profiles: dict) -> str:
         "when every judged row is, **mixed** when they disagree. S / N / I: rows "
         "supported / not supported / inconclusive.", "",
         "Profiles: " + ", ".join(f"`{e}`: {p}" for e, p in profiles.items()) + ".", "",
-        tables.markdown(*tables.claims_summary(rows))]
-    header, groups = tables.claims_rows(rows)
+        tables.markdown(*claims_tables.claims_summary(rows))]
+    header, groups = claims_tables.claims_rows(rows)
     for summ in (r for r in rows if r["kind"] == "summary"):
         lines += [f"## `{summ['id']}`", "", summ["claim"], ""]
         if groups[summ["claim_id"]]:

@@ -8,7 +8,7 @@ import copy
 
 import pytest
 
-from experiments.analysis import claims, tables
+from experiments.analysis import claims, claims_tables, tables
 
 STAT = {"mean": 0.9, "std": 0.01}
 
@@ -169,7 +169,7 @@ def test_claim_rows_are_grouped_by_experiment_with_their_reference_below():
     items = [_row("lenet", "constant", "standard", coincides=["twin"]),
              _row("lenet", "rectangular", "standard"), _row("mlp", "constant", "standard"),
              {"kind": "summary", "claim_id": "c"}]
-    header, groups = tables.claims_pair_lines(items)
+    header, groups = claims_tables.claims_pair_lines(items)
     assert [b["experiment"] for b in groups["c"]] == ["lenet", "mlp"]
     lines = groups["c"][0]["lines"]
     assert [line[:2] for line in lines] == [
