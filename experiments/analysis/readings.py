@@ -10,7 +10,8 @@ A row compares a configuration with its reference (the configuration its grid's
   has no search.
 
 A seed that diverged counts as a failed run at the configuration's chance accuracy (the
-commonest test label's share), never dropped.
+commonest test label's share), never dropped.  ``at_chance`` counts, per arm, the seeds that
+ran to the end and finished no better than chance (a network that learned nothing).
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ def seed_values(record: dict, metric: str) -> dict[int, float]:
     chance = record["chance_accuracy"]
     return {int(k.removeprefix("seed_")): chance if "diverged_at_epoch" in run else run[metric]
             for k, run in record["runs"].items()}
+
+
+def at_chance(record: dict, metric: str) -> int:
+    """Seeds that ran to the end (not diverged) with ``metric`` at most chance accuracy."""
+    return sum(1 for run in record["runs"].values() if "diverged_at_epoch" not in run
+               and run[metric] is not None and run[metric] <= record["chance_accuracy"])
 
 
 def _spread(values) -> float:
@@ -58,6 +65,7 @@ def reading(details: dict, config: str, reference: str, settings: dict) -> dict:
     c, r = configs[config], configs[reference]
     return {"config": config, "reference": reference, "config_lr": c["lr"],
             "reference_lr": r["lr"], "diverged": [c["diverged"], r["diverged"]],
+            "at_chance": [at_chance(c, metric), at_chance(r, metric)],
             **judged(seed_values(c, metric), seed_values(r, metric), settings)}
 
 

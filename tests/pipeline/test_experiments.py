@@ -194,6 +194,13 @@ def test_a_diverged_seed_counts_as_a_failed_run_at_chance():
     assert r["verdict"] != "supported"
 
 
+def test_seeds_that_ran_but_learned_nothing_are_counted_apart_from_diverged_ones():
+    rows = _judge({"lenet": _runs({"standard": [*BASE[:3], CHANCE, 0.09],
+                                   "constant": [*BASE[:4], None]})})
+    r = rows["lenet_constant"]["paper"]
+    assert r["at_chance"] == [0, 2] and r["diverged"] == [1, 0]
+
+
 def test_each_row_names_the_comparator_of_its_claim():
     rows = _judge({
         "lenet": _runs({"standard": BASE, "constant": BASE, "noise_0.1": BASE}),
