@@ -30,7 +30,7 @@ APPENDIX_MARK = "\0appendix\0"
 IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)[^)]*\)")
 DIV_OPEN = re.compile(r"^:::+\s*\{\s*\.(experiment|requires)\s+(name|output)=\"([^\"]+)\"\s*\}\s*$")
 DIV_CLOSE = re.compile(r"^:::+\s*$")
-LABEL_OPTION = re.compile(r"\|\s*label=([^\s|}]+)")
+TABLE_LINE = re.compile(TABLE.pattern, re.M)
 LABEL = re.compile(r"\\label\{([^}]+)\}")
 
 
@@ -96,10 +96,14 @@ def select_sections(text: str, numbers: dict, layout: paths.Layout, check: bool 
 
 
 def labels_in(text: str) -> list[str]:
-    """The labels the paper sets, in the order it sets them: its tables' ``label=`` options
-    and its figures' ``\\label{...}``."""
-    found = sorted((m.start(), m.group(1)) for pattern in (LABEL_OPTION, LABEL)
-                   for m in pattern.finditer(text))
+    """The labels the paper sets, in the order it sets them: its tables' (``latex.table_label``:
+    a ``label=`` option or the default) and its figures' ``\\label{...}``."""
+    tables = []
+    for m in TABLE_LINE.finditer(text):
+        where = f"paper/paper.md:{text.count(chr(10), 0, m.start()) + 1}"
+        options = latex.table_options(m.group(2), where)
+        tables.append((m.start(), latex.table_label(m.group(1).strip(), options)))
+    found = sorted(tables + [(m.start(), m.group(1)) for m in LABEL.finditer(text)])
     return list(dict.fromkeys(label for _, label in found))
 
 
@@ -117,10 +121,6 @@ def _directive(line: str, layout: paths.Layout, where: str, check: bool,
         inputs = [layout.rel(p) for p in latex.experiment_inputs(layout, exp)]
         return (latex.render_table(layout, exp, m.group(2), where) if check else None), inputs
     return None
-
-
-def _latex(tex: str) -> str:
-    return "```{=latex}\n" + tex + "\n```" if tex else ""
 
 
 def expand(layout: paths.Layout, numbers: dict, check: bool = True) -> tuple[str, list[str]]:
@@ -146,7 +146,7 @@ def expand(layout: paths.Layout, numbers: dict, check: bool = True) -> tuple[str
         if directive is not None:
             table, reads = directive
             if table is not None:
-                out.append(_latex(table.inline))
+                out.append(latex.raw(table.inline))
                 if table.deferred:
                     if appendix_at is not None:
                         raise BuildError(f"{where}: a long table after the appendix "

@@ -8,7 +8,8 @@ same columns (configuration, forward / backward, the axes its rows vary, test ac
 final and best, train and test loss) in the one type size (``\gentablesize``), at the
 text width, its first two columns wrapping.  Options: ``label``, ``caption`` (words put
 before the generated caption), ``place`` (``body``, ``appendix``; default: the appendix for
-a table of more than ``LONG_ROWS`` rows).
+a table of more than ``LONG_ROWS`` rows), ``rows`` (``configurations``, or ``published``:
+the rows the published numbers name, beside them; ``published_table``).
 ``{{claims: reports/claims.json}}`` renders ``claims_summary_lines`` (in the text) and
 ``claims_pair_lines`` (every compared row: long, so in the appendix) of
 ``experiments.analysis.claims_tables``.
@@ -109,11 +110,16 @@ def _wrap(text: str, width: int) -> list[str]:
     return lines or [""]
 
 
-def _options(opts: str, where: str) -> dict:
+def table_options(opts: str, where: str) -> dict:
+    """The ``| key=value`` options of a table directive, checked."""
     options = {}
     for part in filter(None, (p.strip() for p in opts.split("|"))):
-        k, _, v = part.partition("=")
-        options[k.strip()] = v.strip()
+        k, _, v = (x.strip() for x in part.partition("="))
+        if k in options or not v:
+            raise BuildError(f"{where}: table option {part!r}: "
+                             + ("given twice" if k in options else "has no value")
+                             + "; write each as `| key=value` once")
+        options[k] = v
     unknown = [k for k in options if k not in OPTIONS]
     if unknown:
         raise BuildError(f"{where}: unknown table option {', '.join(map(repr, unknown))}; "
@@ -136,13 +142,14 @@ def experiment_inputs(layout: paths.Layout, experiment: str) -> list:
     return [layout.report("metrics", experiment), layout.report("runs", experiment)]
 
 
+def table_label(experiment: str, options: dict) -> str:
+    """A table's label: its ``label`` option, else ``tab:<experiment>[_published]``."""
+    published = options.get("rows") == "published"
+    return options.get("label", f"tab:{experiment}" + ("_published" if published else ""))
+
+
 def _deferred(options: dict, rows: int) -> bool:
     return options.get("place", "appendix" if rows > LONG_ROWS else "body") == "appendix"
-
-
-def _x_column() -> str:
-    """A ragged column taking the width the others leave."""
-    return r">{\raggedright\arraybackslash}X"
 
 
 def _merge_diverged(cells: list[str]) -> list[str]:
@@ -167,10 +174,12 @@ def _name_cell(name: str, rule: str) -> str:
             + r"\par\leftskip=1em " + escape(rule))
 
 
-def _long(spec: str, caption: str, label: str, head: str, n: int, rows: list[str]) -> str:
-    """A table that may run over pages (the appendix): xltabular at the text width."""
+def _long(spec: str, caption: str, label: str, head: str, n: int, rows: list[str],
+          size: str = r"\gentablesize") -> str:
+    """A table that may run over pages (the appendix): xltabular at the text width, its type
+    set by ``size``."""
     return "\n".join([
-        r"{\gentablesize", r"\begin{xltabular}{\linewidth}{" + spec + "}",
+        "{" + size, r"\begin{xltabular}{\linewidth}{" + spec + "}",
         r"\caption{" + caption + r"}\label{" + label + r"}\\",
         r"\toprule", head, r"\midrule", r"\endfirsthead",
         rf"\multicolumn{{{n}}}{{@{{}}l}}{{\textit{{Table~\ref{{{label}}}, continued}}}}\\",
@@ -180,7 +189,7 @@ def _long(spec: str, caption: str, label: str, head: str, n: int, rows: list[str
 
 def render_table(layout: paths.Layout, experiment: str, opts: str, where: str) -> Table:
     """An experiment's table as LaTeX: in place, or (long) for the appendix."""
-    options = _options(opts, where)
+    options = table_options(opts, where)
     mpath, rpath = (require(layout, p, where, f"written by `train@{experiment}`")
                     for p in experiment_inputs(layout, experiment))
     details = json.loads(rpath.read_text(encoding="utf-8"))
@@ -192,14 +201,14 @@ def render_table(layout: paths.Layout, experiment: str, opts: str, where: str) -
     header, rows = (tables.published_table if published else tables.experiment_table)(
         metrics, details)
     cols = _paper_columns(header)
-    label = options.get("label", f"tab:{experiment}" + ("_published" if published else ""))
+    label = table_label(experiment, options)
     heads = [r"\begin{tabular}[b]{@{}l@{}}\textbf{" + escape(header[cols[0]]) + r"}\\"
              r"\hspace*{1em}" + escape(header[cols[1]].lower()) + r"\end{tabular}"]
     for c in cols[2:]:  # a header as wide as its numbers (a spanning "diverged" aside)
         width = max([len(r[c]) for r in rows if not r[c].startswith("diverged (")]
                     + [max(map(len, header[c].split()))])
         heads.append(_head(header[c], max(width, 8)))
-    spec = "@{}" + _x_column() + "c" * (len(cols) - 2) + "@{}"
+    spec = "@{}L" + "c" * (len(cols) - 2) + "@{}"  # L: template.tex, ragged, the width left
     head = " & ".join(heads) + r" \\"
     lines = []
     for i, r in enumerate(rows):
@@ -259,15 +268,14 @@ def _claims_summary(items: list[dict], rel: str, labels: list[str]) -> list[str]
     then its verdicts in each reading."""
     header, claims = claims_tables.claims_summary_lines(items)
     known = {c["experiment"] for c in items if c["kind"] != "summary"}
-    rows_ref = (r", every row in Table \ref{tab:claim_rows}" if "tab:claim_rows" in labels
-                else "")
     out = [r"\begin{table}[htbp]", r"\gentablesize", r"\centering",
            r"\caption{The study's claims, in its words (from its abstract) and as our "
            r"configurations test them, with the verdicts of the \texttt{claims} stage "
            r"(generated from " + escape(rel) + r"), each row read at the paper's settings "
            r"and tuned (each arm at the learning rate its search chose on the validation "
            r"split). S / N / I: rows supported, not supported, inconclusive; worst diff.: "
-           r"the lowest difference of the claim's rows" + rows_ref + ".}",
+           r"the lowest difference of the claim's rows, every row in Table "
+           r"\ref{tab:claim_rows}.}",
            r"\label{tab:claims}",
            r"\begin{tabularx}{\linewidth}{@{}X c c l@{}}", r"\toprule",
            " & ".join([_head("Claim; reading", 40, "l"), _head(header[1], 10),
@@ -326,12 +334,11 @@ def _claims_pairs(items: list[dict]) -> Table:
                r"where they differ), final test accuracy (\%, mean \ensuremath{\pm} std over "
                r"seeds, a diverged seed at chance) of each, and their difference in points "
                r"with its 95\,\% confidence interval.")
-    spec = "@{}" + _x_column() + " l c c c c l@{}"
     label = "tab:claim_rows"
     # its columns a little closer than the others' (the type the same): the names fit
-    table = _long(spec, caption, label, head, 7, rows).replace(
-        r"{\gentablesize", r"{\gentablesize\setlength{\tabcolsep}{3pt}", 1)
-    if sum(len(b["lines"]) for blocks in groups.values() for b in blocks) // 2 > LONG_ROWS:
+    table = _long("@{}L l c c c c l@{}", caption, label, head, 7, rows,
+                  size=r"\gentablesize\setlength{\tabcolsep}{3pt}")
+    if _deferred({}, len(cells) // 2):  # two lines per compared row
         return Table(deferred=table, label=label)
     return Table(inline=table)
 
@@ -356,5 +363,10 @@ def appendix(deferred: list[Table]) -> str:
     refs = [rf"\ref{{{t.label}}}" for t in deferred]
     words = (f"Table {refs[0]} is" if len(refs) == 1 else
              "Tables " + ", ".join(refs[:-1]) + f" and {refs[-1]} are")
-    return ("```{=latex}\n" + words + " set here, too long for the text.\\par\n"
-            + "\n".join(t.deferred for t in deferred) + "\n```")
+    return raw(words + " set here, too long for the text.\\par\n"
+               + "\n".join(t.deferred for t in deferred))
+
+
+def raw(tex: str) -> str:
+    """``tex`` fenced as raw LaTeX for pandoc ("" stays "")."""
+    return "```{=latex}\n" + tex + "\n```" if tex else ""

@@ -19,8 +19,9 @@ epoch times of the committed runs (the core-hours they cost on that machine), as
     claims.<id>.<field>, claims.count (compared rows), claims.summaries,
     claims.<reading>.verdicts.<verdict> (rows per verdict, spaces as _; reading: paper,
     tuned), claims.<reading>.outcome.<verdict> (the claims with that verdict, ids; verdict
-    also mixed), claims.untested (claims no configuration tested), claims.agree /
-    claims.differ (tested claims whose two readings give the same / another verdict)
+    also mixed), claims.untested (claims no configuration tested),
+    claims.<reading>.untested (no row read that way: e.g. no search), claims.agree /
+    claims.differ (claims read both ways whose two readings give the same / another verdict)
                                                          reports/claims.json
     compute.<exp>.{device,runs,core_hours}, compute.{runs,core_hours,devices}
                                                          reports/timings/<exp>.json
@@ -134,15 +135,18 @@ def _claims_numbers(layout: paths.Layout, values: dict, sources: dict) -> None:
     values["claims.count"] = len(rows)
     summaries = [c for c in claims if c.get("kind") == "summary"]
     values["claims.summaries"] = len(summaries)
-    tested = [c for c in summaries if c["rows"]]
     values["claims.untested"] = [c["claim_id"] for c in summaries if not c["rows"]]
-    same = {c["claim_id"]: c["paper"]["verdict"] == c["tuned"]["verdict"] for c in tested}
+    judged = {w: [c for c in summaries if c[w]["rows"]] for w in READINGS}  # rows read so
+    both = [c for c in judged[READINGS[0]] if all(c in judged[w] for w in READINGS)]
+    same = {c["claim_id"]: len({c[w]["verdict"] for w in READINGS}) == 1 for c in both}
     values["claims.agree"] = [c for c, agree in same.items() if agree]
     values["claims.differ"] = [c for c, agree in same.items() if not agree]
     for reading in READINGS:
+        values[f"claims.{reading}.untested"] = [c["claim_id"] for c in summaries
+                                                if c not in judged[reading]]
         for v in (*VERDICTS, MIXED):
             values[f"claims.{reading}.outcome.{v.replace(' ', '_')}"] = [
-                c["claim_id"] for c in tested if c[reading]["verdict"] == v]
+                c["claim_id"] for c in judged[reading] if c[reading]["verdict"] == v]
 
 
 def _compute_numbers(layout: paths.Layout, values: dict, sources: dict) -> None:
@@ -152,16 +156,13 @@ def _compute_numbers(layout: paths.Layout, values: dict, sources: dict) -> None:
     for r in stages:
         values.update({f"compute.{r['experiment']}.device": r["device"],
                        f"compute.{r['experiment']}.runs": r["runs"],
-                       f"compute.{r['experiment']}.core_hours": _core_hours([r])})
+                       f"compute.{r['experiment']}.core_hours":
+                           round(timings.totals([r])["core_hours"], 3)})
     if stages:
         sources["compute"] = layout.rel(layout.timings) + "/*.json"
-        values.update({"compute.runs": sum(r["runs"] for r in stages),
-                       "compute.core_hours": _core_hours(stages),
-                       "compute.devices": sorted({r["device"] for r in stages})})
-
-
-def _core_hours(stages: list[dict]) -> float:
-    return round(sum(r["epoch_min"] * r["threads"] for r in stages) / 60, 3)
+        t = timings.totals(stages)
+        values.update({"compute.runs": t["runs"], "compute.core_hours": round(t["core_hours"], 3),
+                       "compute.devices": t["devices"]})
 
 
 def _diagnostics_numbers(layout: paths.Layout, values: dict, sources: dict) -> None:

@@ -99,8 +99,8 @@ def _format_value(key: str, fmt: str | None, values: dict) -> str:
     name = name.strip()
     if name in ("pm", "pm_pct"):
         scale, unit = (100, "%") if name == "pm_pct" else (1, "")
-        if values[f"{key}.mean"] is None and diverged_config(key, values):
-            return diverged_config(key, values)
+        if values[f"{key}.mean"] is None and (gone := diverged_config(key, values)):
+            return gone
         return pm(values[f"{key}.mean"], values[f"{key}.std"], scale,
                   _digits(arg, 1 if name == "pm_pct" else 2), unit=unit)
     value = values[key]

@@ -27,17 +27,21 @@ def _r(x):
     return None if x is None else round(x, DIGITS)
 
 
+def _diverged(run: dict) -> bool:
+    return "diverged_at_epoch" in run
+
+
 def seed_values(record: dict, metric: str) -> dict[int, float]:
     """``{seed: metric}`` of one configuration's runs; a diverged seed at chance."""
     chance = record["chance_accuracy"]
-    return {int(k.removeprefix("seed_")): chance if "diverged_at_epoch" in run else run[metric]
+    return {int(k.removeprefix("seed_")): chance if _diverged(run) else run[metric]
             for k, run in record["runs"].items()}
 
 
 def at_chance(record: dict, metric: str) -> int:
     """Seeds that ran to the end (not diverged) with ``metric`` at most chance accuracy."""
-    return sum(1 for run in record["runs"].values() if "diverged_at_epoch" not in run
-               and run[metric] is not None and run[metric] <= record["chance_accuracy"])
+    return sum(1 for run in record["runs"].values()
+               if not _diverged(run) and run[metric] <= record["chance_accuracy"])
 
 
 def _spread(values) -> float:

@@ -33,11 +33,20 @@ def table(rows: list[dict]) -> str:
     lines += [f"| `{r['stage']}` | {r['device']} | {r['threads']} | {r['runs']} | "
               f"{r['stage_min']:.1f} | {r['epoch_min']:.1f} |" for r in rows]
     if len(rows) > 1:  # the totals the README quotes in hours
-        devices = ", ".join(sorted({r["device"] for r in rows}))
-        lines.append(f"| all stages | {devices} | | {sum(r['runs'] for r in rows)} | "
-                     f"{sum(r['stage_min'] for r in rows):.1f} | "
-                     f"{sum(r['epoch_min'] for r in rows):.1f} |")
+        t = totals(rows)
+        lines.append(f"| all stages | {', '.join(t['devices'])} | | {t['runs']} | "
+                     f"{t['stage_min']:.1f} | {t['epoch_min']:.1f} |")
     return "\n".join(lines)
+
+
+def totals(rows: list[dict]) -> dict:
+    """Over ``rows``: runs, stage and epoch minutes, summed; the devices; and the core-hours
+    (each run's epoch time times the threads it used)."""
+    return {"runs": sum(r["runs"] for r in rows),
+            "stage_min": sum(r["stage_min"] for r in rows),
+            "epoch_min": sum(r["epoch_min"] for r in rows),
+            "devices": sorted({r["device"] for r in rows}),
+            "core_hours": sum(r["epoch_min"] * r["threads"] for r in rows) / 60}
 
 
 if __name__ == "__main__":

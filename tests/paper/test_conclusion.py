@@ -51,6 +51,20 @@ def test_each_claims_outcome_per_reading_and_where_the_readings_agree(tmp_path):
     assert values["claims.untested"] == ["sign"]
     assert values["claims.agree"] == ["constant", "noise", "jamming"]
     assert values["claims.differ"] == ["shaped"]
+    assert values["claims.tuned.untested"] == ["sign"]
+
+
+def test_a_claim_with_no_tuned_row_is_untested_tuned_and_in_no_comparison(tmp_path):
+    no_search = _summary("sweep", "supported", "inconclusive")
+    no_search["tuned"]["rows"] = 0
+    layout = _layout(tmp_path)
+    layout.claims_json.write_text(json.dumps([*CLAIMS, no_search]))
+    values: dict = {}
+    numbers._claims_numbers(layout, values, {})
+    assert values["claims.tuned.untested"] == ["sign", "sweep"]
+    assert "sweep" not in values["claims.tuned.outcome.inconclusive"]
+    assert values["claims.paper.outcome.supported"] == ["constant", "sweep"]
+    assert "sweep" not in values["claims.agree"] + values["claims.differ"]
 
 
 @pytest.mark.parametrize("names, text", [([], "none"), (["a"], "`a`"),
@@ -182,3 +196,5 @@ def test_our_error_beside_the_published_one_as_a_paper_table(tmp_path):
     assert r"\label{tab:fb_published}" in table and "biotorch, Benchmarks.md" in table
     row = table.split(r"\midrule")[1]
     assert "10.0" in row and "0.91" in row  # our error (100 - 90 %) beside the published
+    cells = [c.strip() for c in row.split(r"\\")[0].split("&")]
+    assert cells[2].startswith("10.00") and cells[-1] == "0.91"  # final error; published

@@ -130,12 +130,16 @@ def test_a_long_table_goes_to_the_appendix_a_short_one_stays(tmp_path):
     assert small.inline.startswith(r"\begin{table}[htbp]") and not small.deferred
     assert not big.inline and big.label == "tab:big"
     assert r"\begin{xltabular}{\linewidth}" in big.deferred and "continued" in big.deferred
-    assert latex.render_table(layout, "big", "| place=body", "p:3").inline
-    assert latex.render_table(layout, "small", "| place=appendix", "p:4").deferred
+    forced_in = latex.render_table(layout, "big", "| place=body", "p:3")
+    assert forced_in.inline.startswith(r"\begin{table}[htbp]") and not forced_in.deferred
+    forced_out = latex.render_table(layout, "small", "| place=appendix", "p:4")
+    assert r"\begin{xltabular}" in forced_out.deferred and not forced_out.inline
 
 
 @pytest.mark.parametrize("opts, words", [("| columns=Configuration", "unknown table option"),
-                                         ("| place=margin", "place='margin'")])
+                                         ("| place=margin", "place='margin'"),
+                                         ("| label=a | label=b", "given twice"),
+                                         ("| label=", "has no value")])
 def test_bad_table_options_stop_the_build(tmp_path, opts, words):
     layout = paths.Layout(tmp_path)
     _short(layout)

@@ -65,6 +65,14 @@ def test_heatmap_cells_and_colour_bar_are_both_percent(name):
                 assert note == ("(reference)" if ref == "self" else
                                 f"ref {100 * ref['mean']:.1f}")
                 assert z[i, j] == pytest.approx(100 * mean)  # the colour, on the bar's scale
+    # the cells marked "(reference)" are the configurations their grid's baseline names
+    # (its axes already what the baseline asks for), read from params, not from references()
+    refs = grid_figures.references(spec, metrics, fig_spec)
+    keys = [k for k in (fig_spec.get("panels"), fig_spec["rows"], fig_spec["columns"]) if k]
+    own = {(*([] if fig_spec.get("panels") else [None]), *(c["axes"][k] for k in keys))
+           for c in spec["configs"].values() if set(c["axes"]) == set(keys)
+           and c.get("baseline") and {**c["axes"], **c["baseline"]} == c["axes"]}
+    assert {cell for cell, ref in refs.items() if ref == "self"} == own and own
 
 
 @pytest.mark.parametrize("name, panels", [("mlp_sweep", [6] * 4), ("bnn", [5] * 3),
@@ -113,8 +121,10 @@ def test_curves_draw_each_seed_no_band_beyond_the_data_distinct_styles_legend_ou
         assert len(seed_lines) == 5 * len(shown)  # one thin line per seed
         styles = [(matplotlib.colors.to_hex(ln.get_color()), ln.get_linestyle()) for ln in shown]
         assert len(set(styles)) == len(styles)  # distinct within a panel
-    for ax in fig.axes:
-        if ax.get_ylabel() == "training loss" and ax.get_yscale() == "log":
+    loss_axes = [ax for ax in fig.axes if ax.get_ylabel() == "training loss"]
+    assert any(ax.get_yscale() == "log" for ax in loss_axes)  # losses span decades here
+    for ax in loss_axes:
+        if ax.get_yscale() == "log":
             assert all(min(ln.get_ydata()) > 0 for ln in ax.get_lines() if len(ln.get_ydata()))
     legends = _legends(fig)
     assert legends
@@ -209,6 +219,8 @@ def test_search_panels_hold_each_rule_with_its_reference(name):
     assert sorted(c for _, m in panels for c in m) == sorted(spec["configs"])
     if name == "bnn":  # one panel per d, each step_constant, step_rectangular and logistic
         assert [t for t, _ in panels] == [f"d = {d}" for d in (8, 16, 32, 64, 128)]
+    else:  # written out: the constant rule beside the true derivative it is compared with
+        assert panels == [("standard", ["standard", "constant"])]
 
 
 def test_search_arms_without_a_reference_share_one_panel():
