@@ -310,7 +310,7 @@ def _claims_pairs(items: list[dict]) -> Table:
     cells = [line for blocks in groups.values() for b in blocks for line in b["lines"]]
     widths = [max([len(r[i]) for r in cells] + [8]) for i in range(len(header))]
     head = " & ".join([r"\textbf{" + escape(header[0]) + "}"]
-                      + [_head(h, w, "l" if i in (1, 6) else "c")
+                      + [_head(h, w, "l" if i in (1, len(header) - 1) else "c")
                          for i, (h, w) in enumerate(zip(header, widths, strict=True)) if i]
                       ) + r" \\"
     rows: list[str] = []
@@ -318,7 +318,8 @@ def _claims_pairs(items: list[dict]) -> Table:
         for block in blocks:
             if rows:
                 rows.append(r"\addlinespace")
-            rows.append(r"\multicolumn{7}{@{}l}{\textit{Claim} \texttt{" + escape(claim)
+            rows.append(rf"\multicolumn{{{len(header)}}}{{@{{}}l}}{{"
+                        + r"\textit{Claim} \texttt{" + escape(claim)
                         + r"}, \textit{experiment} \texttt{" + escape(block["experiment"])
                         + r"}} \\")
             for i, line in enumerate(block["lines"]):
@@ -326,18 +327,19 @@ def _claims_pairs(items: list[dict]) -> Table:
                     rows.append(r"\addlinespace[2pt]")
                 rows.append(" & ".join([breakable(escape(line[0])), escape(line[1]),
                                         *(number_cell(x) for x in line[2:6]),
-                                        escape(line[6])]) + r" \\")
+                                        escape(line[6]), escape(line[7])]) + r" \\")
     caption = (r"Every compared row, by claim and experiment: the configuration and (below "
                r"it) its reference, read at the paper's settings (\textit{paper}: both at "
                r"their grid's learning rate) and \textit{tuned} (each at the rate its search "
                r"chose on the validation split); learning rate (configuration / reference "
                r"where they differ), final test accuracy (\%, mean \ensuremath{\pm} std over "
                r"seeds, a diverged seed at chance) of each, and their difference in points "
-               r"with its 95\,\% confidence interval.")
+               r"with its 95\,\% confidence interval; the seeds of each arm, paired by seed "
+               r"(the arms share initialisation and data order) or not (Welch).")
     label = "tab:claim_rows"
     # its columns a little closer than the others' (the type the same): the names fit
-    table = _long("@{}L l c c c c l@{}", caption, label, head, 7, rows,
-                  size=r"\gentablesize\setlength{\tabcolsep}{3pt}")
+    table = _long("@{}L l c c c c c l@{}", caption, label, head, len(header), rows,
+                  size=r"\gentablesize\setlength{\tabcolsep}{2.5pt}")
     if _deferred({}, len(cells) // 2):  # two lines per compared row
         return Table(deferred=table, label=label)
     return Table(inline=table)

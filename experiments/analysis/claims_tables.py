@@ -99,11 +99,12 @@ def claims_summary_lines(items: list[dict]) -> tuple[list[str], list[dict]]:
 def claims_pair_lines(items: list[dict]) -> tuple[list[str], dict[str, list[dict]]]:
     """Every row in lines, narrow enough for a page, grouped by claim id and within a claim
     by experiment: ``{claim: [{"experiment": e, "lines": [...]}]}``, a line per reading
-    [configuration, reading, LR, configuration (%), reference (%), diff. [CI], verdict]:
+    [configuration, reading, LR, configuration (%), reference (%), diff. [CI], seeds,
+    verdict]:
     the configuration on the first line, "vs <reference>" on the second, the
     configurations that ran the very same runs ("= <config>") on a line of their own."""
     header = ["Row", "Reading", "LR", "Config. (%)", "Reference (%)",
-              "Diff. [95 % CI] (pts)", "Verdict"]
+              "Diff. [95 % CI] (pts)", "Seeds", "Verdict"]
     groups: dict = {c["claim_id"]: [] for c in items if c["kind"] == "summary"}
     for c in items:
         if c["kind"] == "summary":
@@ -113,9 +114,10 @@ def claims_pair_lines(items: list[dict]) -> tuple[list[str], dict[str, list[dict
         lines = []
         for i, w in enumerate(w for w in READINGS if c[w]):
             cells = _reading_cells(c[w])
-            lines.append([names[i] if i < len(names) else "", w,
-                          *cells[:4], cells[5]])
-        lines += [[n, *[""] * 6] for n in names[len(lines):]]
+            paired = c[w]["pairing"] == "paired by seed"  # paired: both arms the same seeds
+            seeds = f"{c[w]['n'][0]} paired" if paired else cells[4]
+            lines.append([names[i] if i < len(names) else "", w, *cells[:4], seeds, cells[5]])
+        lines += [[n, *[""] * (len(header) - 1)] for n in names[len(lines):]]
         block = groups[c["claim_id"]]
         if not block or block[-1]["experiment"] != c["experiment"]:
             block.append({"experiment": c["experiment"], "lines": []})

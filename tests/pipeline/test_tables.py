@@ -176,6 +176,12 @@ def test_claim_rows_are_grouped_by_experiment_with_their_reference_below():
         ["`constant`", "paper"], ["vs `standard`", "tuned"], ["= `twin`", ""],
         ["`rectangular`", "paper"], ["vs `standard`", "tuned"]]
     assert lines[1][2] == "0.3 / 0.01" and len(header) == len(lines[0])
+    seeds = header.index("Seeds")  # each verdict with its seeds and how they pair
+    assert lines[0][seeds] == "3 paired" and lines[0][-1] == "supported"
+    welch = _row("mlp", "constant", "standard")
+    welch["tuned"] |= {"n": [3, 2], "pairing": "Welch"}
+    _, only = claims_tables.claims_pair_lines([welch, {"kind": "summary", "claim_id": "c"}])
+    assert only["c"][0]["lines"][1][seeds] == "3 / 2 Welch"
 
 
 @pytest.mark.parametrize("delta, words", [(1.0, "1 point"), (2.0, "2 points"),
