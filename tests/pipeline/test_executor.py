@@ -122,7 +122,9 @@ def _page_faults(fix: bool) -> tuple[bool, int]:
 def test_a_worker_reuses_freed_tensor_memory_despite_the_nannys_malloc_setting():
     """Under MALLOC_TRIM_THRESHOLD_ each 4 MiB tensor is a fresh mmap, faulted in page by page
     (about 1,000 faults each); after reuse_freed_memory, freed memory is reused."""
-    changed, fixed = _page_faults(fix=True)
+    # the fewest of three runs: a loaded machine (the suite's other processes) only adds
+    # faults, it never removes them (one run measured 7,169 during a full `make test`)
+    changed, fixed = min((_page_faults(fix=True) for _ in range(3)), key=lambda r: r[1])
     _, as_is = _page_faults(fix=False)
     assert changed
     assert as_is > 40 * 500, as_is
